@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it
+# needs once (a .venv with pinned wheels, Debian's iverilog) and does nothing more on
+# a second run.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-quick setup iverilog clean
+
+demo: setup
+	$(BIN)/neuroharden demo -o build
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The quick subset: Amaranth-simulator unit tests and golden model tests, no cocotb.
+test-quick: setup
+	$(BIN)/python -m pytest -m "not slow" -n 2
+
+setup: $(STAMP) iverilog
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's iverilog"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else \
+	    echo "iverilog is missing: run 'sudo apt-get update && sudo apt-get install -y iverilog'" >&2; \
+	    exit 1; \
+	  fi; }
+
+clean:
+	rm -rf build report sim_build .pytest_cache

@@ -1,0 +1,116 @@
+"""The numeric contract shared bit for bit by the golden model and the RTL.
+
+Every function here works element-wise on Python ints, numpy integer arrays and torch
+integer tensors alike (it only uses ``+ * & | >> <<`` and ``.clip``), so the integer
+model, the Amaranth post-processor tests and the cocotb reference models call the very
+same code. Nothing here imports torch or Amaranth.
+
+Contract (see DESIGN.md):
+
+* weights and activations are int8, symmetric; bias is int32;
+* accumulation is signed, ``acc_width`` bits, two's complement wrap-around;
+* requantization is ``sat8(relu?((acc * M + 2**(s-1)) >> s))`` with an unsigned
+  ``MULTIPLIER_WIDTH``-bit multiplier ``M`` and a shift ``s`` in ``[0, MAX_SHIFT]``,
+  an arithmetic shift that rounds half up, and no rounding term when ``s == 0``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "WIDTH", "ACC_WIDTH", "MULTIPLIER_WIDTH", "SHIFT_WIDTH", "MAX_SHIFT",
+    "wrap", "add_bias", "requantize", "lcu", "vote_bitwise", "vote_word",
+]
+
+#: Operand width of activations and weights.
+WIDTH = 8
+#: Default accumulator width.
+ACC_WIDTH = 32
+#: Width of the unsigned fixed-point requantization multiplier.
+MULTIPLIER_WIDTH = 16
+#: Width of the requantization shift field.
+SHIFT_WIDTH = 6
+#: Largest shift the contract (and the hardware) accepts.
+MAX_SHIFT = (1 << SHIFT_WIDTH) - 1
+
+
+def _as_array(x):
+    # Python ints carry no .clip; numpy arrays and torch tensors pass through unchanged.
+    return np.asarray(x, dtype=np.int64) if isinstance(x, (int, np.integer)) else x
+
+
+def wrap(x, width=ACC_WIDTH):
+    """Wrap ``x`` to a signed two's complement value of ``width`` bits.
+
+    Parameters
+    ----------
+    x : int, numpy.ndarray or torch.Tensor
+        Integer value(s), 64-bit wide or narrower.
+    width : int
+        Target width in bits (at most 63).
+
+    Returns
+    -------
+    Same type as ``x``, with every element in ``[-2**(width-1), 2**(width-1))``.
+    """
+    half = 1 << (width - 1)
+    return ((x + half) & ((1 << width) - 1)) - half
+
+
+def add_bias(acc, bias, acc_width=ACC_WIDTH):
+    """Add the int32 bias to an accumulator with wrap-around at ``acc_width`` bits."""
+    return wrap(acc + bias, acc_width)
+
+
+def requantize(acc, multiplier, shift, relu):
+    """Scale an accumulator back to int8: ``sat8(relu?((acc * M + 2**(s-1)) >> s))``.
+
+    Parameters
+    ----------
+    acc : int, numpy.ndarray or torch.Tensor
+        Signed accumulator values (bias already added), as int64.
+    multiplier : int or array
+        Unsigned fixed-point multiplier ``M`` in ``[0, 2**MULTIPLIER_WIDTH)``; broadcasts
+        against ``acc`` (one per output channel).
+    shift : int or array
+        Right shift ``s`` in ``[0, MAX_SHIFT]``; broadcasts against ``acc``.
+    relu : bool
+        Apply ReLU before saturation.
+
+    Returns
+    -------
+    int8 values as int64 elements of the type of ``acc``: in ``[0, 127]`` with ReLU,
+    ``[-128, 127]`` without.
+
+    Notes
+    -----
+    ``(1 << s) >> 1`` is ``2**(s-1)`` for ``s > 0`` and 0 for ``s == 0``, which is the
+    contract's rounding term without a branch. The product of a 32-bit accumulator and a
+    16-bit multiplier plus the rounding term stays below ``2**63`` for every ``s <= 62``;
+    ``s = 63`` is evaluated on Python ints by the hardware tests only.
+    """
+    product = _as_array(acc) * multiplier
+    rounding = (_as_array(1) << shift) >> 1
+    scaled = (product + rounding) >> shift
+    return scaled.clip(0 if relu else -128, 127)
+
+
+def lcu(a, b, width=WIDTH):
+    """Lightweight Correction Unit of paper 004 (Fig. 3).
+
+    ``y = (a AND b)`` with bit ``width - 2`` (the MSB of the integer part of a
+    non-negative value) cleared. Valid for the halves of a split neuron after ReLU,
+    which both lie in ``[0, 2**(width-2))`` when fault-free.
+    """
+    return (a & b) & ~(1 << (width - 2))
+
+
+def vote_bitwise(a, b, c):
+    """Bitwise majority of three copies: ``a&b | a&c | b&c``."""
+    return (a & b) | (a & c) | (b & c)
+
+
+def vote_word(a, b, c):
+    """Word-level majority of paper 000: the value two copies agree on, else 0."""
+    a, b, c = _as_array(a), _as_array(b), _as_array(c)
+    a_wins = (a == b) | (a == c)
+    return a * a_wins + b * ((b == c) & ~a_wins)

@@ -1,0 +1,55 @@
+"""The ``neuroharden`` console command.
+
+Each subcommand lives in the package it belongs to; this group only knows where to find
+them and imports a subcommand's module when it is invoked, so ``neuroharden generate``
+never pays for importing torch and ``--help`` stays instant.
+"""
+
+import importlib
+
+import click
+
+#: Subcommand name -> "module:click command" (kept sorted by package).
+COMMANDS = {
+    "generate": "hw.cli:generate",
+    "train": "golden.cli:train",
+    "eval": "golden.cli:evaluate",
+    "export": "golden.cli:export",
+    "sample-size": "golden.cli:sample_size",
+    "campaign": "golden.cli:campaign",
+    "gemm": "sim.gemm:gemm",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use.
+
+    Subcommands report bad input by raising :class:`click.ClickException` with a
+    one-line message; the group gives every such error exit status 2, the status click
+    uses for usage errors, so scripts can tell bad input (2) from a crash (1).
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            error.exit_code = 2
+            raise
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neuroharden")
+def main():
+    """neuroharden: generate, verify and harden fault-tolerant int8 DNN accelerators.
+
+    Every job is a subcommand; `neuroharden COMMAND --help` explains each one.
+    """
