@@ -33,9 +33,11 @@ SHIFT_WIDTH = 6
 MAX_SHIFT = (1 << SHIFT_WIDTH) - 1
 
 
-def _as_array(x):
-    # Python ints carry no .clip; numpy arrays and torch tensors pass through unchanged.
-    return np.asarray(x, dtype=np.int64) if isinstance(x, (int, np.integer)) else x
+def _clip(x, low, high):
+    # Python ints are exact at any width but carry no .clip; arrays and tensors do.
+    if isinstance(x, (int, np.integer)):
+        return min(max(int(x), low), high)
+    return x.clip(low, high)
 
 
 def wrap(x, width=ACC_WIDTH):
@@ -85,13 +87,12 @@ def requantize(acc, multiplier, shift, relu):
     -----
     ``(1 << s) >> 1`` is ``2**(s-1)`` for ``s > 0`` and 0 for ``s == 0``, which is the
     contract's rounding term without a branch. The product of a 32-bit accumulator and a
-    16-bit multiplier plus the rounding term stays below ``2**63`` for every ``s <= 62``;
-    ``s = 63`` is evaluated on Python ints by the hardware tests only.
+    16-bit multiplier plus the rounding term stays below ``2**63`` for every ``s <= 62``
+    on int64 arrays and tensors; Python int arguments are evaluated exactly for every
+    shift, which the hardware tests use for ``s = 63``.
     """
-    product = _as_array(acc) * multiplier
-    rounding = (_as_array(1) << shift) >> 1
-    scaled = (product + rounding) >> shift
-    return scaled.clip(0 if relu else -128, 127)
+    rounding = (1 << shift) >> 1
+    return _clip((acc * multiplier + rounding) >> shift, 0 if relu else -128, 127)
 
 
 def lcu(a, b, width=WIDTH):
@@ -111,6 +112,7 @@ def vote_bitwise(a, b, c):
 
 def vote_word(a, b, c):
     """Word-level majority of paper 000: the value two copies agree on, else 0."""
-    a, b, c = _as_array(a), _as_array(b), _as_array(c)
+    if isinstance(a, (int, np.integer)):
+        return a if a in (b, c) else b if b == c else 0
     a_wins = (a == b) | (a == c)
     return a * a_wins + b * ((b == c) & ~a_wins)
