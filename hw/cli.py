@@ -1,0 +1,62 @@
+"""``neuroharden generate``: write the Verilog of one hardware block."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from hw.verilog import KINDS, generate as generate_verilog
+
+__all__ = ["generate"]
+
+_KIND_HELP = "\n".join(f"  {kind:10s} {text}" for kind, text in KINDS.items())
+
+
+@click.command(help=f"""Generate the Verilog of a hardware block KIND into FILE.
+
+\b
+Kinds (the top module is named after the kind, '-' -> '_'):
+{_KIND_HELP}
+
+Each kind uses only the options it needs; the others are ignored. The file is written
+atomically: it either holds the complete Verilog or is left untouched.""")
+@click.argument("kind", type=click.Choice(list(KINDS)), metavar="KIND")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="Verilog file to write (parent directories are created).")
+@click.option("--rows", default=4, show_default=True, type=int,
+              help="Array rows, i.e. output rows of a tile (array, tmr-array).")
+@click.option("--cols", default=4, show_default=True, type=int,
+              help="Array columns, i.e. output columns of a tile (array, tmr-array).")
+@click.option("--width", default=8, show_default=True, type=int,
+              help="Operand width in bits: 8 or 16 for PEs and arrays (all but requant).")
+@click.option("--acc-width", default=32, show_default=True, type=int,
+              help="Accumulator width in bits, 2*width..48 (pe, array, requant, tmr-*).")
+@click.option("--mode", default="bitwise", show_default=True,
+              type=click.Choice(["bitwise", "word"]),
+              help="Voter mode: bitwise majority, or the word two copies agree on (voter).")
+def generate(kind, output, rows, cols, width, acc_width, mode):
+    try:
+        text = generate_verilog(kind, rows=rows, cols=cols, width=width,
+                                acc_width=acc_width, mode=mode)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    path = Path(output)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, text)
+    except OSError as error:
+        raise click.ClickException(f"Cannot write {path}: {error.strerror or error}") from error
+    click.echo(f"wrote {kind} to {path}")
+
+
+def _write_atomically(path, text):
+    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

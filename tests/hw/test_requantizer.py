@@ -1,0 +1,78 @@
+# amaranth: UnusedElaboratable=no
+"""Requantizer: bit-exact with golden.numerics for random and edge operands."""
+
+import itertools
+import random
+
+import pytest
+
+from golden.numerics import MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from hw.requantizer import Requantizer
+from tests.hw.simulation import simulate
+
+MAX_MULTIPLIER = (1 << MULTIPLIER_WIDTH) - 1
+
+
+def check(acc_width, cases):
+    dut = Requantizer(acc_width=acc_width)
+    mismatches = []
+
+    async def testbench(ctx):
+        for acc, bias, multiplier, shift, relu in cases:
+            ctx.set(dut.acc, acc)
+            ctx.set(dut.bias, bias)
+            ctx.set(dut.multiplier, multiplier)
+            ctx.set(dut.shift, shift)
+            ctx.set(dut.relu, relu)
+            expected = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu)
+            if ctx.get(dut.y) != expected:
+                mismatches.append((acc, bias, multiplier, shift, relu, ctx.get(dut.y), expected))
+
+    simulate(dut, testbench, clocked=False)
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("acc_width", [32, 16, 48])
+def test_random_operands_match_golden(acc_width):
+    rng = random.Random(acc_width)
+    half = 1 << (acc_width - 1)
+    cases = [(rng.randrange(-half, half), rng.randrange(-(1 << 31), 1 << 31),
+              rng.randrange(MAX_MULTIPLIER + 1), rng.randrange(MAX_SHIFT + 1),
+              rng.randrange(2))
+             for _ in range(1500)]
+    # Realistic layers: small accumulators and biases, shifts around 16..40.
+    cases += [(rng.randrange(-50000, 50000), rng.randrange(-2000, 2000),
+               rng.randrange(1 << 14, MAX_MULTIPLIER + 1), rng.randrange(16, 41),
+               rng.randrange(2))
+              for _ in range(1500)]
+    check(acc_width, cases)
+
+
+def test_edge_values_match_golden():
+    accs = [0, 1, -1, 127, -128, 2 ** 31 - 1, -2 ** 31, 12345, -12345, 2 ** 20 + 1]
+    biases = [0, 1, -1, 2 ** 31 - 1, -2 ** 31]
+    multipliers = [0, 1, 1 << 15, MAX_MULTIPLIER]
+    shifts = [0, 1, 2, 15, 16, 31, 32, 47, 48, 62, MAX_SHIFT]
+    cases = list(itertools.product(accs, biases, multipliers, shifts, (0, 1)))
+    check(32, cases)
+
+
+def test_saturation_rounding_and_relu():
+    cases = [
+        (10_000, 0, 1, 0, 0),          # saturates high: 127
+        (-10_000, 0, 1, 0, 0),         # saturates low: -128
+        (-10_000, 0, 1, 0, 1),         # ReLU: 0
+        (5, 0, 1, 1, 0),               # 2.5 rounds half up to 3
+        (-5, 0, 1, 1, 0),              # -2.5 rounds half up to -2
+        (2 ** 31 - 1, 1, 1, 0, 0),     # the bias wraps the accumulator to -2**31
+    ]
+    check(32, cases)
+    assert [requantize(add_bias(acc, bias), m, s, r) for acc, bias, m, s, r in cases] == \
+        [127, -128, 0, 3, -2, -128]
+
+
+@pytest.mark.parametrize("acc_width, error", [(15, ValueError), (49, ValueError),
+                                              (0, ValueError), ("32", TypeError)])
+def test_bad_parameters_are_rejected(acc_width, error):
+    with pytest.raises(error, match="Accumulator width"):
+        Requantizer(acc_width=acc_width)

@@ -1,0 +1,82 @@
+"""Verilog generation and the ``neuroharden generate`` command."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from hw.verilog import KINDS, generate
+from sim.cli import main
+
+SMALL = {"rows": 2, "cols": 2}
+
+
+def module_names(verilog):
+    return re.findall(r"^module ([^\s(]+)", verilog, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_has_its_top_module_and_is_deterministic(kind):
+    text = generate(kind, **SMALL)
+    assert module_names(text)[0] == kind.replace("-", "_")
+    assert "src =" not in text
+    assert generate(kind, **SMALL) == text
+
+
+def test_fault_site_names_survive_in_the_verilog():
+    array = generate("array", rows=2, cols=2)
+    assert "module \\array.pe_1_1 " in array
+    assert re.search(r"^\s*reg \[7:0\] a_skew_1_0\b", array, flags=re.MULTILINE)
+    assert re.search(r"^\s*reg \[7:0\] w_skew_1_0\b", array, flags=re.MULTILINE)
+    tmr = generate("tmr-pe")
+    assert [name for name in module_names(tmr)] == [
+        "tmr_pe", "\\tmr_pe.replica_0", "\\tmr_pe.replica_1", "\\tmr_pe.replica_2",
+        "\\tmr_pe.vote_a_out", "\\tmr_pe.vote_acc_out", "\\tmr_pe.vote_w_out"]
+    for name, width in [("a_reg", 7), ("w_reg", 7), ("acc", 31)]:
+        assert len(re.findall(rf"^\s*reg \[{width}:0\] {name} = ", tmr, flags=re.MULTILINE)) == 3
+
+
+@pytest.mark.parametrize("kind, kwargs, match", [
+    ("fpga", {}, "Block kind"),
+    ("array", {"rows": 0}, "Row count"),
+    ("tmr-array", {"cols": 0}, "Column count"),
+    ("pe", {"width": 12}, "Operand width"),
+    ("tmr-pe", {"acc_width": 8}, "Accumulator width"),
+    ("requant", {"acc_width": 64}, "Accumulator width"),
+    ("voter", {"mode": "maybe"}, "mode"),
+])
+def test_bad_parameters_raise_value_error(kind, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(kind, **kwargs)
+
+
+def test_cli_writes_the_file_atomically(tmp_path):
+    output = tmp_path / "deep" / "dir" / "array.v"
+    result = CliRunner().invoke(main, ["generate", "array", "-o", str(output),
+                                       "--rows", "2", "--cols", "3"])
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == generate("array", rows=2, cols=3)
+    assert [path.name for path in output.parent.iterdir()] == ["array.v"]
+
+
+def test_cli_help_explains_kinds_and_options():
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    assert result.exit_code == 0
+    for word in [*KINDS, "--rows", "--cols", "--width", "--acc-width", "--mode"]:
+        assert word in result.output
+
+
+@pytest.mark.parametrize("arguments", [
+    ["fpga"],
+    ["array", "--rows", "0"],
+    ["pe", "--width", "12"],
+    ["voter", "--mode", "maybe"],
+    ["requant", "--acc-width", "abc"],
+])
+def test_cli_bad_input_exits_with_status_2_and_writes_nothing(tmp_path, arguments):
+    output = tmp_path / "out.v"
+    result = CliRunner().invoke(main, ["generate", *arguments, "-o", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not output.exists()
+    assert list(tmp_path.iterdir()) == []
