@@ -18,6 +18,7 @@ COMMANDS = {
     "sample-size": "golden.cli:sample_size",
     "campaign": "golden.cli:campaign",
     "gemm": "sim.gemm:gemm",
+    "demo": "sim.demo:demo",
 }
 
 

@@ -1,0 +1,65 @@
+"""cocotb regression of the requantizer against the numeric contract."""
+
+import random
+
+import cocotb
+from cocotb.triggers import Timer
+
+from golden.numerics import MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from sim.runner import tb_config
+
+
+async def apply(dut, acc, bias, multiplier, shift, relu):
+    acc_width = tb_config()["acc_width"]
+    dut.acc.value = acc & ((1 << acc_width) - 1)
+    dut.bias.value = bias & 0xFFFFFFFF
+    dut.multiplier.value = multiplier
+    dut.shift.value = shift
+    dut.relu.value = int(relu)
+    await Timer(1, unit="ns")
+    return dut.y.value.to_signed()
+
+
+def expected(acc, bias, multiplier, shift, relu):
+    return requantize(add_bias(acc, bias, tb_config()["acc_width"]), multiplier, shift, relu)
+
+
+async def check(dut, case):
+    got = await apply(dut, *case)
+    assert got == expected(*case), (case, got)
+
+
+@cocotb.test()
+async def edge_values(dut):
+    """Saturation at both ends, shift 0 and 63, the largest multiplier, negative sums."""
+    acc_width = tb_config()["acc_width"]
+    low, high = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    m_max = (1 << MULTIPLIER_WIDTH) - 1
+    accs = [low, low + 1, -1000, -1, 0, 1, 1000, high - 1, high]
+    biases = [-(1 << 31), -5, 0, 7, (1 << 31) - 1]
+    for acc in accs:
+        for bias in biases:
+            for multiplier in (0, 1, 1 << 15, m_max):
+                for shift in (0, 1, 15, 31, 47, MAX_SHIFT):
+                    for relu in (False, True):
+                        await check(dut, (acc, bias, multiplier, shift, relu))
+
+
+@cocotb.test()
+async def rounding_half_up(dut):
+    """Exact halves round towards +infinity, for positive and negative values."""
+    for acc in range(-20, 21):
+        for shift in (1, 2, 3):
+            await check(dut, (acc, 0, 1, shift, False))
+
+
+@cocotb.test()
+async def random_values(dut):
+    """Random accumulators, biases, multipliers and shifts."""
+    acc_width = tb_config()["acc_width"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        case = (rng.randint(-(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1),
+                rng.randint(-(1 << 20), 1 << 20), rng.randint(0, (1 << MULTIPLIER_WIDTH) - 1),
+                rng.randint(0, 40), rng.random() < 0.5)
+        await check(dut, case)
