@@ -27,12 +27,18 @@ class LazyGroup(click.Group):
 
     Subcommands report bad input by raising :class:`click.ClickException` with a
     one-line message; the group gives every such error exit status 2, the status click
-    uses for usage errors, so scripts can tell bad input (2) from a crash (1).
+    uses for usage errors, so scripts can tell bad input (2) from a crash (1). Usage
+    errors (a bad option value, a missing argument) are shortened to one line too.
     """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            path = error.ctx.command_path if error.ctx else ctx.command_path
+            one_line = click.ClickException(f"{error.format_message()} (see '{path} --help')")
+            one_line.exit_code = 2
+            raise one_line from error
         except click.ClickException as error:
             error.exit_code = 2
             raise
