@@ -1,0 +1,44 @@
+import json
+
+import torch
+from click.testing import CliRunner
+
+from sim.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_eval_export_end_to_end(tmp_path):
+    model = tmp_path / "lenet5.pt"
+    result = run("train", "--model", "lenet5", "--epochs", "2", "--seed", "1", "-o", model)
+    assert result.exit_code == 0, result.output
+    checkpoint = torch.load(model, weights_only=True)
+    assert (checkpoint["model"], checkpoint["seed"], checkpoint["epochs"]) == ("lenet5", 1, 2)
+    result = run("eval", "--model", model, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["float_accuracy"] == checkpoint["float_accuracy"]
+    assert report["images"] == len(report["predictions"]) == 360
+    assert 0 <= report["int8_accuracy"] <= 1
+    assert "int8 accuracy" in run("eval", "--model", model).output
+    result = run("export", "--model", model, "-o", tmp_path / "q.npz")
+    assert result.exit_code == 0 and (tmp_path / "q.npz").is_file()
+
+
+def test_bad_input_exits_with_status_2(tmp_path):
+    (tmp_path / "junk.pt").write_text("junk")
+    cases = [
+        ("eval", "--model", tmp_path / "missing.pt"),
+        ("eval", "--model", tmp_path / "junk.pt"),
+        ("export", "--model", tmp_path / "junk.pt", "-o", tmp_path / "q.npz"),
+        ("train", "--model", "lenet5", "--dataset", "mnist", "-o", tmp_path / "m.pt"),
+        ("train", "--model", "lenet5", "--epochs", "1", "-o", tmp_path / "no" / "m.pt"),
+        ("train", "--model", "vgg", "-o", tmp_path / "m.pt"),
+    ]
+    for args in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.output.strip().splitlines()) >= 1
+    assert not (tmp_path / "q.npz").exists() and not (tmp_path / "m.pt").exists()

@@ -1,0 +1,130 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from golden.datasets import fit_shape, load_dataset
+
+
+def write_idx(path, magic, array, compress=False):
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    with (gzip.open if compress else open)(path, "wb") as file:
+        file.write(data)
+
+
+def write_mnist(directory, compress=False, train=5, test=3):
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if compress else ""
+    for prefix, n in (("train", train), ("t10k", test)):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803,
+                  rng.integers(0, 256, (n, 28, 28)), compress)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801,
+                  np.arange(n) % 10, compress)
+
+
+def write_cifar(path, labels):
+    rng = np.random.default_rng(1)
+    records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None],
+                              rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)], axis=1)
+    path.write_bytes(records.tobytes())
+    return records
+
+
+def test_digits_split_is_fixed_stratified_and_scaled():
+    a = load_dataset("digits", (1, 28, 28))
+    b = load_dataset("digits", (1, 28, 28))
+    assert a.x_train.shape == (1437, 1, 28, 28) and a.x_test.shape == (360, 1, 28, 28)
+    assert torch.equal(a.x_test, b.x_test) and torch.equal(a.y_train, b.y_train)
+    assert 0.0 <= float(a.x_train.min()) and float(a.x_train.max()) <= 1.0
+    counts = torch.bincount(a.y_test, minlength=10)
+    assert int(counts.min()) >= 35 and int(counts.max()) <= 37  # 20 % of each class
+
+
+def test_digits_for_alexnet_repeat_grey_over_three_channels():
+    data = load_dataset("digits", (3, 32, 32))
+    assert data.x_test.shape == (360, 3, 32, 32)
+    assert torch.equal(data.x_test[:, 0], data.x_test[:, 2])
+
+
+def test_fit_shape_averages_rgb_and_resizes():
+    x = torch.rand(2, 3, 32, 32)
+    grey = fit_shape(x, (1, 32, 32))
+    assert torch.allclose(grey[:, 0], x.mean(dim=1))
+    assert fit_shape(x, (1, 28, 28)).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="channels"):
+        fit_shape(torch.rand(1, 2, 8, 8), (3, 8, 8))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_idx_files_load(tmp_path, compress):
+    write_mnist(tmp_path, compress)
+    data = load_dataset("mnist", (1, 28, 28), tmp_path)
+    assert data.x_train.shape == (5, 1, 28, 28) and data.x_test.shape == (3, 1, 28, 28)
+    assert data.y_train.tolist() == [0, 1, 2, 3, 4]
+    with (gzip.open if compress else open)(
+            tmp_path / f"t10k-images-idx3-ubyte{'.gz' if compress else ''}", "rb") as file:
+        raw = np.frombuffer(file.read()[16:], dtype=np.uint8).reshape(3, 28, 28)
+    assert torch.allclose(data.x_test[:, 0], torch.from_numpy(raw / 255.0).float())
+
+
+def test_mnist_bad_magic_is_reported(tmp_path):
+    write_mnist(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte", 0x801, np.zeros((5, 28, 28)))
+    with pytest.raises(ValueError, match="bad IDX magic"):
+        load_dataset("mnist", (1, 28, 28), tmp_path)
+
+
+def test_mnist_truncated_file_is_reported(tmp_path):
+    write_mnist(tmp_path)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(ValueError, match="header announces"):
+        load_dataset("mnist", (1, 28, 28), tmp_path)
+
+
+def test_mnist_label_count_mismatch_and_missing_file(tmp_path):
+    write_mnist(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", 0x801, np.zeros(4))
+    with pytest.raises(ValueError, match="4 labels for 5 images"):
+        load_dataset("mnist", (1, 28, 28), tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(ValueError, match="not found"):
+        load_dataset("mnist", (1, 28, 28), tmp_path)
+
+
+def test_cifar10_binary_batches_load(tmp_path):
+    first = write_cifar(tmp_path / "data_batch_1.bin", [0, 1, 2])
+    write_cifar(tmp_path / "data_batch_2.bin", [3])
+    write_cifar(tmp_path / "test_batch.bin", [9, 8])
+    data = load_dataset("cifar10", (3, 32, 32), tmp_path)
+    assert data.y_train.tolist() == [0, 1, 2, 3] and data.y_test.tolist() == [9, 8]
+    # Record layout: label, then the R, G and B planes row by row.
+    expected = torch.from_numpy(first[0, 1:].reshape(3, 32, 32) / 255.0).float()
+    assert torch.allclose(data.x_train[0], expected)
+    assert load_dataset("cifar10", (1, 28, 28), tmp_path).x_test.shape == (2, 1, 28, 28)
+
+
+def test_cifar10_bad_files_are_reported(tmp_path):
+    with pytest.raises(ValueError, match="no data_batch"):
+        load_dataset("cifar10", (3, 32, 32), tmp_path)
+    write_cifar(tmp_path / "data_batch_1.bin", [0])
+    with pytest.raises(ValueError, match="test_batch.bin"):
+        load_dataset("cifar10", (3, 32, 32), tmp_path)
+    (tmp_path / "test_batch.bin").write_bytes(b"\x00" * 3000)
+    with pytest.raises(ValueError, match="whole number"):
+        load_dataset("cifar10", (3, 32, 32), tmp_path)
+    write_cifar(tmp_path / "test_batch.bin", [10])
+    with pytest.raises(ValueError, match="out of range"):
+        load_dataset("cifar10", (3, 32, 32), tmp_path)
+
+
+def test_bad_dataset_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("imagenet", (1, 28, 28))
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        load_dataset("mnist", (1, 28, 28))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_dataset("mnist", (1, 28, 28), tmp_path / "nowhere")
