@@ -1,0 +1,192 @@
+"""Campaigns: SQLite results, kill -9 and resume, Dask workers, bad input."""
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from golden.campaign import ResultsDB, run_campaign
+from golden.models import Net, save_checkpoint
+from golden.sampling import leveugle_sample_size
+from sim.cli import main
+
+NEUROHARDEN = os.path.join(os.path.dirname(sys.executable), "neuroharden")
+TIMING = ("seconds", "faults_per_second", "evaluated_now", "db")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An (untrained) LeNet-5 checkpoint: the campaign mechanics do not need accuracy."""
+    path = tmp_path_factory.mktemp("campaign") / "lenet5.pt"
+    torch.manual_seed(0)
+    save_checkpoint(Net("lenet5"), path, dataset="digits", data_dir=None, seed=0)
+    return str(path)
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, ["campaign", *map(str, args)])
+
+
+def _rows(db, campaign):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT fault_index, population_index, fault, outcome, critical, "
+                            "changed, correct FROM results WHERE campaign = ? "
+                            "ORDER BY fault_index", (campaign,)).fetchall()
+
+
+def _strip(summary):
+    return {k: v for k, v in summary.items() if k not in TIMING}
+
+
+def test_campaign_summary_and_rerun(checkpoint, tmp_path):
+    db = tmp_path / "r.sqlite"
+    result = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 120, "--images",
+                  40, "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for key in ("faults", "completed", "masked", "tolerable", "critical_003", "critical",
+                "accuracy_loss", "faults_per_second"):
+        assert key in summary
+    assert summary["faults"] == summary["completed"] == 120
+    assert summary["masked"] + summary["tolerable"] + summary["critical_003"] == 120
+    assert summary["critical"] <= summary["critical_003"]
+    rows = _rows(db, summary["campaign"])
+    assert [r[0] for r in rows] == list(range(120))
+    assert len({r[1] for r in rows}) == 120
+    # A rerun evaluates nothing and reports the same summary.
+    again = json.loads(_cli("--model", checkpoint, "--fault", "bitflip", "--faults", 120,
+                            "--images", 40, "--db", db, "--json").output)
+    assert again["evaluated_now"] == 0 and _strip(again) == _strip(summary)
+    # A second campaign in the same database.
+    other = json.loads(_cli("--model", checkpoint, "--fault", "stuck1", "--target",
+                            "accumulator", "--faults", 30, "--images", 40, "--db", db,
+                            "--json").output)
+    assert other["campaign"] != summary["campaign"] and other["completed"] == 30
+    assert len(_rows(db, summary["campaign"])) == 120
+    # Human-readable output.
+    text = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 120, "--images", 40,
+                "--db", db).output
+    assert "paper 003" in text and "paper 004" in text
+
+
+def test_leveugle_sized_campaign_uses_the_population(checkpoint, tmp_path):
+    summary = run_campaign(checkpoint, fault_model="crash", layers=["fc1", "fc2"],
+                           margin=0.05, images=20, db_path=tmp_path / "c.sqlite")
+    assert summary["population"] == 120 + 84
+    # Leveugle: 204 / (1 + 0.05**2 * 203 / (1.96**2 / 4)) = 133.5 -> 134
+    assert summary["faults"] == leveugle_sample_size(204, margin=0.05) == 134
+
+
+@pytest.mark.parametrize("model, target", [("stuck0", "weight"), ("byzantine", "output"),
+                                           ("bitflip", "accumulator")])
+def test_other_fault_models(checkpoint, tmp_path, model, target):
+    summary = run_campaign(checkpoint, fault_model=model, target=target, faults=40,
+                           images=20, db_path=tmp_path / "m.sqlite", seed=2)
+    assert summary["completed"] == 40
+
+
+@pytest.mark.slow
+def test_kill_and_resume(checkpoint, tmp_path):
+    planned = 600
+    args = ["campaign", "--model", checkpoint, "--fault", "bitflip", "--faults", str(planned),
+            "--images", "100", "--chunk", "10", "--seed", "5"]
+    reference = tmp_path / "reference.sqlite"
+    killed = tmp_path / "killed.sqlite"
+    full = json.loads(subprocess.run([NEUROHARDEN, *args, "--db", str(reference), "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    proc = subprocess.Popen([NEUROHARDEN, *args, "--db", str(killed), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stored = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(killed, timeout=1) as conn:
+                stored = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if stored >= 20:
+            break
+    assert proc.poll() is None, "the campaign finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(killed) as conn:
+        partial = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert 20 <= partial < planned
+    resumed = json.loads(subprocess.run([NEUROHARDEN, *args, "--db", str(killed), "--json"],
+                                        capture_output=True, text=True, check=True).stdout)
+    assert resumed["evaluated_now"] == planned - partial
+    assert _strip(resumed) == _strip(full)
+    assert _rows(killed, full["campaign"]) == _rows(reference, full["campaign"])
+
+
+def test_dask_workers_match_in_process(checkpoint, tmp_path):
+    local = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 60, "--images", 30,
+                 "--chunk", 8, "--db", tmp_path / "a.sqlite", "--json")
+    dask = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 60, "--images", 30,
+                "--chunk", 8, "--workers", 2, "--db", tmp_path / "b.sqlite", "--json")
+    assert dask.exit_code == 0, dask.output
+    a, b = json.loads(local.output), json.loads(dask.output)
+    assert _strip(a) == _strip(b)
+    assert _rows(tmp_path / "a.sqlite", a["campaign"]) == _rows(tmp_path / "b.sqlite",
+                                                                b["campaign"])
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_checkpoints(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(os.urandom(300))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    db = tmp_path / "db.sqlite"
+    for path in (corrupt, foreign, tmp_path / "missing.pt"):
+        result = _cli("--model", path, "--fault", "bitflip", "--faults", 5, "--db", db)
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--layers", "fc9"], "unknown layer 'fc9'"),
+    (["--bit-positions", "8"], "bit 8 out of range"),
+    (["--bit-positions", "x"], "--bit-positions"),
+    (["--bits", "9"], "bits must lie"),
+    (["--faults", "999999"], "population"),
+    (["--level", "rtl"], "not implemented yet"),
+])
+def test_bad_fault_arguments(checkpoint, tmp_path, extra, message):
+    result = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 5, "--images", 10,
+                  "--db", tmp_path / "db.sqlite", *extra)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_foreign_and_corrupt_databases(checkpoint, tmp_path):
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE results (x INTEGER)")
+        conn.execute("INSERT INTO results VALUES (1)")
+    conn.close()
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not a database at all, just text\n" * 50)
+    for path, message in ((foreign, "not a neuroharden results database"),
+                          (corrupt, "not a readable SQLite")):
+        before = _digest(path)
+        result = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 5,
+                      "--images", 10, "--db", path)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert _digest(path) == before
+    with pytest.raises(ValueError):
+        ResultsDB(tmp_path)
