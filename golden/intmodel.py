@@ -72,9 +72,10 @@ class IntLayer:
         """Output elements per image before pooling (``O*H*W`` for conv, ``O`` for linear)."""
         return self.weight.shape[0] * math.prod(self.out_hw)
 
-    def _per_channel(self, t, ndim):
-        # Broadcast a per-output-channel vector against [B, O] or [B, O, H, W].
-        return t.view(1, -1, *([1] * (ndim - 2)))
+
+def _per_channel(t, ndim):
+    # Broadcast a per-output-channel vector against [B, O] or [B, O, H, W].
+    return t.view(1, -1, *([1] * (ndim - 2)))
 
 
 @dataclass
@@ -128,9 +129,9 @@ class IntNet:
         else:
             z = x.flatten(1).double() @ weight.T
         ndim = z.dim()
-        acc = add_bias(z.round().to(torch.int64), layer._per_channel(layer.bias, ndim))
-        y = requantize(acc, layer._per_channel(layer.multiplier, ndim),
-                       layer._per_channel(layer.shift, ndim), layer.relu)
+        acc = add_bias(z.round().to(torch.int64), _per_channel(layer.bias, ndim))
+        y = requantize(acc, _per_channel(layer.multiplier, ndim),
+                       _per_channel(layer.shift, ndim), layer.relu)
         return acc, y
 
     def next_input(self, i, y):

@@ -8,6 +8,7 @@ number of threads round differently; one thread also avoids oversubscribing the 
 when test workers train in parallel).
 """
 
+import os
 import time
 
 import torch
@@ -100,6 +101,8 @@ def train(model, dataset="digits", data_dir=None, epochs=None, seed=0, progress=
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
-    return net, {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir),
+    # An absolute data_dir lets eval and export find the data from any working directory.
+    return net, {"dataset": dataset,
+                 "data_dir": None if data_dir is None else os.path.abspath(data_dir),
                  "seed": seed, "epochs": epochs, "float_accuracy": float_accuracy,
                  "train_seconds": seconds}

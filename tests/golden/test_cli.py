@@ -4,6 +4,7 @@ import torch
 from click.testing import CliRunner
 
 from sim.cli import main
+from tests.golden.test_datasets import write_mnist
 
 
 def run(*args):
@@ -42,3 +43,16 @@ def test_bad_input_exits_with_status_2(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert len(result.output.strip().splitlines()) >= 1
     assert not (tmp_path / "q.npz").exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_mnist_files_train_and_evaluate_from_another_directory(tmp_path, monkeypatch):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_mnist(data, compress=True, train=40, test=20)
+    monkeypatch.chdir(tmp_path)
+    result = run("train", "--model", "mlp7", "--dataset", "mnist", "--data-dir", "mnist",
+                 "--epochs", "1", "-o", "m.pt")
+    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(data)
+    report = json.loads(run("eval", "--model", tmp_path / "m.pt", "--json").output)
+    assert report["dataset"] == "mnist" and report["images"] == 20
