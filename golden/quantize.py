@@ -23,6 +23,7 @@ import math
 import torch
 
 from golden.datasets import load_dataset
+from golden.hardened import is_hardened, load_hardened_checkpoint
 from golden.intmodel import IntLayer, IntNet
 from golden.models import load_checkpoint
 from golden.numerics import MULTIPLIER_WIDTH
@@ -145,12 +146,16 @@ def quantize_checkpoint(model_path, data_dir=None):
     -------
     (IntNet, golden.models.Net, dict, golden.datasets.Dataset)
         The integer network, the float network, the checkpoint metadata and the dataset.
+        A hardened network file (``neuroharden harden``) is read as it is, not
+        re-quantized: :func:`golden.hardened.load_hardened_checkpoint`.
 
     Raises
     ------
     ValueError
         Unreadable checkpoint or dataset.
     """
+    if is_hardened(model_path):
+        return load_hardened_checkpoint(model_path, data_dir)
     net, metadata = load_checkpoint(model_path)
     data = load_dataset(metadata.get("dataset", "digits"), net.input_shape,
                         data_dir if data_dir is not None else metadata.get("data_dir"))

@@ -1,0 +1,252 @@
+"""Hardening transforms: neuron splitting for the LCU, selective TMR, pruning.
+
+:func:`harden` turns an :class:`~golden.intmodel.IntNet` and a list of
+``(layer name, channel)`` pairs into a :class:`~golden.hardened.HardenedNet`:
+
+* ``"lcu"`` (paper 004, Sec. II-C): each protected neuron becomes two halves with the
+  same int8 weights and int32 bias and the shift ``s + 1``; the next layer reads both
+  halves with the original weight (its input column is duplicated). The LCU merges the
+  pair after every inference of the layer. Refused on a layer without ReLU, whose
+  outputs can be negative (the LCU's AND and bit-6 reset assume halves in ``[0, 63]``).
+* ``"tmr"`` (paper 000): each protected neuron becomes three identical copies reduced
+  by a bitwise or word majority voter; the next layer reads the voted value once, with
+  its original weights.
+* ``prune`` (paper 000): channels removed with their weights, bias and the next layer's
+  input column (= output forced to 0).
+
+Conv layers: the unit of protection is an output channel (one filter). The accelerator
+computes a filter's whole output feature map with the same weights, so a copy of a
+neuron is a copy of its filter and protecting one pixel costs the whole channel.
+Rankings score pixels (paper 004's neurons); :func:`to_channels` protects a channel
+whenever *any* of its pixels is selected (equivalently, it ranks a channel by the
+maximum score of its pixels), so every selected neuron is covered and none is left
+unprotected by averaging; it prunes a channel only when *all* its pixels are selected,
+so no neuron outside the bottom of the ranking is ever removed. The cost figures count
+what is really built (every pixel of a protected channel).
+
+:func:`select_top` / :func:`select_bottom` pick neurons from a ranking (a list of
+``(layer, index, score)`` sorted by decreasing score, paper 004's NVF in %).
+"""
+
+import dataclasses
+import math
+
+import torch
+
+from golden.hardened import VOTERS, HardenedNet, LayerProtection
+from golden.quantize import SHIFT_LIMIT
+
+__all__ = ["SCHEMES", "select_top", "select_bottom", "to_channels", "harden", "cost"]
+
+#: Protection schemes of :func:`harden`.
+SCHEMES = ("lcu", "tmr")
+_COPIES = {"lcu": 2, "tmr": 3}
+
+
+def select_top(ranking, *, threshold=None, fraction=None):
+    """Neurons selected for protection from a ranking.
+
+    Parameters
+    ----------
+    ranking : list of (str, int, float)
+        ``(layer, neuron index, score)`` sorted by decreasing score.
+    threshold : float, optional
+        Select every neuron with ``score >= threshold``.
+    fraction : float, optional
+        Select the first ``round(fraction * len(ranking) / 100)`` neurons (the top
+        ``fraction`` %, ties broken by the ranking's order).
+
+    Returns
+    -------
+    list of (str, int)
+    """
+    if (threshold is None) == (fraction is None):
+        raise ValueError("give exactly one of threshold and fraction")
+    if fraction is not None:
+        if not 0 <= fraction <= 100:
+            raise ValueError(f"fraction must lie in [0, 100] %, got {fraction}")
+        return [(layer, index) for layer, index, _ in
+                ranking[:math.floor(fraction * len(ranking) / 100 + 0.5)]]
+    return [(layer, index) for layer, index, score in ranking if score >= threshold]
+
+
+def select_bottom(ranking, count):
+    """The last ``count`` neurons of a ranking (paper 000's pruning candidates)."""
+    return [(layer, index) for layer, index, _ in ranking[len(ranking) - count:]] \
+        if count else []
+
+
+def _layer_index(net, name):
+    for i, layer in enumerate(net.layers):
+        if layer.name == name:
+            return i
+    raise ValueError(f"unknown layer {name!r} (the network has "
+                     f"{', '.join(layer.name for layer in net.layers)})")
+
+
+def to_channels(net, neurons, *, whole=False):
+    """Map neurons (flat ``[O, H, W]`` / ``[O]`` indices) to ``(layer, channel)`` pairs.
+
+    Parameters
+    ----------
+    net : golden.intmodel.IntNet
+    neurons : iterable of (str, int)
+    whole : bool
+        Keep a conv channel only if every one of its pixels is listed (pruning);
+        otherwise keep it if any is (protection).
+
+    Returns
+    -------
+    list of (str, int)
+        Sorted by layer order, then channel.
+    """
+    hits = {}
+    for name, index in neurons:
+        i = _layer_index(net, name)
+        layer = net.layers[i]
+        if not 0 <= index < layer.neurons:
+            raise ValueError(f"neuron {index} out of range: layer {name} has "
+                             f"{layer.neurons} neurons")
+        per = layer.neurons // layer.weight.shape[0]
+        hits.setdefault((i, index // per), set()).add(index)
+    out = []
+    for (i, channel), pixels in sorted(hits.items()):
+        layer = net.layers[i]
+        if not whole or len(pixels) == layer.neurons // layer.weight.shape[0]:
+            out.append((layer.name, channel))
+    return out
+
+
+def _group(net, pairs, what):
+    chosen = [set() for _ in net.layers]
+    for name, channel in pairs:
+        i = _layer_index(net, name)
+        if not 0 <= channel < net.layers[i].weight.shape[0]:
+            raise ValueError(f"{what} channel {channel} out of range: layer {name} has "
+                             f"{net.layers[i].weight.shape[0]} channels")
+        chosen[i].add(int(channel))
+    return chosen
+
+
+def _read_inputs(weight, read_source, channels):
+    """Select a layer's input columns: ``read_source`` lists, per input the layer will
+    read, which of the previous layer's ``channels`` original channels it carries."""
+    O, I = weight.shape[0], weight.shape[1]
+    if I % channels:
+        raise ValueError(f"cannot map {I} inputs onto {channels} channels")
+    shape = weight.shape
+    w = weight.reshape(O, channels, -1)[:, read_source]
+    return w.reshape(O, -1) if len(shape) == 2 else w.reshape(O, len(read_source), *shape[2:])
+
+
+def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
+    """Build the hardened network.
+
+    Parameters
+    ----------
+    net : golden.intmodel.IntNet
+        The original integer network (not modified).
+    scheme : str
+        ``"lcu"`` or ``"tmr"`` (see the module docstring).
+    protect : iterable of (str, int)
+        ``(layer name, output channel)`` to protect (a neuron of a linear layer).
+    prune : iterable of (str, int)
+        ``(layer name, output channel)`` to remove (hidden layers only).
+    voter : str
+        ``"bitwise"`` or ``"word"`` (TMR only).
+    label : str, optional
+        Scheme name recorded in the result (default: ``scheme``).
+
+    Returns
+    -------
+    HardenedNet
+
+    Raises
+    ------
+    ValueError
+        Unknown scheme, voter, layer or channel; LCU on a layer without ReLU; a channel
+        both protected and pruned; pruning the output layer or a whole layer; a shift
+        that cannot take the extra bit of a split.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r} (choose from {', '.join(SCHEMES)})")
+    if voter not in VOTERS:
+        raise ValueError(f"unknown voter {voter!r} (choose from {', '.join(VOTERS)})")
+    protected = _group(net, protect, "protected")
+    pruned = _group(net, prune, "pruned")
+    last = len(net.layers) - 1
+    copies = _COPIES[scheme]
+    layers, protection = [], []
+    read_source, prev_channels = None, None
+    for i, layer in enumerate(net.layers):
+        O = layer.weight.shape[0]
+        if protected[i] & pruned[i]:
+            raise ValueError(f"layer {layer.name}: channels {sorted(protected[i] & pruned[i])} "
+                             f"are both protected and pruned")
+        if pruned[i] and i == last:
+            raise ValueError(f"cannot prune the output layer {layer.name}")
+        if len(pruned[i]) == O:
+            raise ValueError(f"cannot prune every channel of layer {layer.name}")
+        if scheme == "lcu" and protected[i] and not layer.relu:
+            raise ValueError(f"LCU refused on layer {layer.name}: its outputs can be negative "
+                             f"(no ReLU), and the LCU assumes non-negative halves")
+        source, split, pairs, triples, read = [], [], [], [], []
+        for c in range(O):
+            if c in pruned[i]:
+                continue
+            k = copies if c in protected[i] else 1
+            first = len(source)
+            source += [c] * k
+            split += [k == 2] * k
+            if k == 2:
+                pairs.append([first, first + 1])
+                read += [first, first + 1]
+            elif k == 3:
+                triples.append([first, first + 1, first + 2])
+                read.append(first)
+            else:
+                read.append(first)
+        source_t = torch.tensor(source, dtype=torch.int64)
+        weight = layer.weight
+        if read_source is not None:
+            weight = _read_inputs(weight, read_source, prev_channels)
+        shift = layer.shift[source_t] + torch.tensor(split, dtype=torch.int64)
+        if bool((shift > SHIFT_LIMIT).any()):
+            raise ValueError(f"layer {layer.name}: a split neuron's shift would exceed "
+                             f"{SHIFT_LIMIT}")
+        layers.append(dataclasses.replace(
+            layer, weight=weight[source_t].clone(), bias=layer.bias[source_t].clone(),
+            multiplier=layer.multiplier[source_t].clone(), shift=shift))
+        read_t = torch.tensor(read, dtype=torch.int64)
+        protection.append(LayerProtection(
+            source=source_t, lcu=torch.tensor(pairs, dtype=torch.int64).reshape(-1, 2),
+            tmr=torch.tensor(triples, dtype=torch.int64).reshape(-1, 3), read=read_t,
+            pruned=torch.tensor(sorted(pruned[i]), dtype=torch.int64)))
+        read_source, prev_channels = source_t[read_t], O
+    return HardenedNet(layers=layers, input_scale=net.input_scale,
+                       input_shape=net.input_shape, protection=protection,
+                       scheme=label or scheme, voter=voter)
+
+
+def cost(net):
+    """Size of an integer network (original or hardened), per image.
+
+    Returns
+    -------
+    dict
+        ``neurons`` (output elements of every conv/linear layer, copies included, before
+        pooling), ``hidden_neurons`` (the same without the output layer: paper 004's
+        count), ``parameters`` (weights + biases), ``macs`` (multiply-accumulates per
+        image) and ``memory_bytes`` (int8 weights + int32 biases).
+    """
+    out = {"neurons": 0, "hidden_neurons": 0, "parameters": 0, "macs": 0,
+           "memory_bytes": 0}
+    for i, layer in enumerate(net.layers):
+        positions = layer.neurons // layer.weight.shape[0]
+        out["neurons"] += layer.neurons
+        if i < len(net.layers) - 1:
+            out["hidden_neurons"] += layer.neurons
+        out["parameters"] += layer.weight.numel() + layer.bias.numel()
+        out["macs"] += layer.weight.numel() * positions
+        out["memory_bytes"] += layer.weight.numel() + 4 * layer.bias.numel()
+    return out

@@ -1,0 +1,339 @@
+"""The hardened integer network: protected copies, their correction, and its file.
+
+A :class:`HardenedNet` is an :class:`~golden.intmodel.IntNet` whose layers hold the
+copies of the protected neurons as extra output channels (conv) or neurons (linear),
+plus one :class:`LayerProtection` per layer saying which channels are copies of which
+original channel and how they are corrected. It is built by :func:`golden.harden.harden`.
+
+Execution, per layer ``i`` (exactly what the accelerator does):
+
+1. ``acc, y = layer_step(i, x)`` computes every channel, copies included, with the shared
+   numeric contract: copies have the original int8 weights and int32 bias; LCU copies
+   (the halves of a split neuron) have the shift ``s + 1``, TMR copies the shift ``s``.
+2. ``correct(i, y)`` runs the protection unit on the raw outputs, after any fault: each
+   LCU pair ``(a, b)`` becomes ``numerics.lcu(a, b)`` written back to *both* halves;
+   each TMR triple is reduced by ``numerics.vote_bitwise`` or ``numerics.vote_word``
+   (paper 000: 0 when no two copies agree) into its first copy. It then gathers the
+   channels the next layer reads (``LayerProtection.read``): both halves of a split
+   neuron, the voted copy of a triple once, every unprotected channel once.
+3. ``next_input(i, ·)`` max-pools and flattens as in the original network.
+
+So the next layer's weights are the original ones, with the input column of a split
+neuron duplicated (one per half, same int8 weight), and untouched for a TMR neuron. A
+split neuron therefore feeds ``w * v + w * v = w * 2v`` where ``v`` is the corrected half.
+Fault-free, ``v = round(x / 2)`` of the original output ``x`` (round half up through
+the shift ``s + 1``): ``2v == x`` when ``x`` is even and ``2v == x +- 1`` when it is odd,
+which is the rounding that can move the split network's predictions (reported by
+``neuroharden harden``). The LCU is only correct while a fault-free half lies in
+``[0, 63]``: a half of 64 or more (an original neuron at or above saturation,
+pre-saturation value >= 127) loses bit 6 in the LCU even without a fault;
+:func:`lcu_range_violations` counts such values.
+
+Pruned channels (paper 000) are removed: their filter, bias and the next layer's input
+column are deleted, which is exactly an output forced to 0 (a 0 input contributes
+nothing) at no cost.
+
+The fault-injection engine calls ``correct`` after applying a fault to any channel, copy
+or not (:mod:`golden.injection`, correction hook), so a campaign on a hardened network
+measures the protection.
+
+File format (``HARDENED.pt``)
+-----------------------------
+A plain dict that ``torch.load(path, weights_only=True)`` reads:
+
+* ``format``: :data:`HARDENED_FORMAT`; ``scheme``, ``voter``: strings;
+* ``input_scale``, ``input_shape``: as :class:`~golden.intmodel.IntNet`;
+* ``layers``: a list of dicts, one per layer, with the :class:`~golden.intmodel.IntLayer`
+  fields (tensors and primitives) plus the :class:`LayerProtection` tensors ``source``,
+  ``lcu``, ``tmr``, ``read`` and ``pruned``;
+* ``model_sha256``: sha256 of the original checkpoint file (its fingerprint);
+* ``checkpoint``: the original checkpoint's content (float weights and metadata), so the
+  hardened file alone evaluates: dataset, float accuracy, campaigns;
+* ``selection``: primitives describing how the protected neurons were chosen.
+"""
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from golden.intmodel import IntLayer, IntNet
+from golden.numerics import WIDTH, lcu, vote_bitwise, vote_word
+
+__all__ = ["HARDENED_FORMAT", "VOTERS", "LayerProtection", "HardenedNet", "is_hardened",
+           "save_hardened", "load_hardened", "load_hardened_checkpoint",
+           "lcu_range_violations"]
+
+#: ``format`` field of a hardened network file.
+HARDENED_FORMAT = "neuroharden-hardened-1"
+#: Majority voters of the TMR scheme.
+VOTERS = {"bitwise": vote_bitwise, "word": vote_word}
+
+_PROTECTION_FIELDS = ("source", "lcu", "tmr", "read", "pruned")
+_LAYER_FIELDS = tuple(f.name for f in fields(IntLayer))
+#: Largest fault-free half the LCU passes unchanged (bit ``WIDTH - 2`` is reset).
+_LCU_MAX = (1 << (WIDTH - 2)) - 1
+
+
+def _index(values, *shape):
+    return torch.as_tensor(values, dtype=torch.int64).reshape(*shape)
+
+
+@dataclass
+class LayerProtection:
+    """How one layer's channels map to the original ones and how they are corrected.
+
+    Attributes
+    ----------
+    source : torch.Tensor
+        int64 ``[O']``: the original output channel each channel of the hardened layer
+        computes (copies repeat it; pruned channels are absent).
+    lcu : torch.Tensor
+        int64 ``[P, 2]``: channel pairs (halves of a split neuron) merged by the LCU.
+    tmr : torch.Tensor
+        int64 ``[T, 3]``: channel triples reduced by the voter into their first channel.
+    read : torch.Tensor
+        int64 ``[C]``: channels the next layer reads (or, for the last layer, the logits),
+        in order.
+    pruned : torch.Tensor
+        int64 ``[Q]``: original channels removed.
+    """
+
+    source: torch.Tensor
+    lcu: torch.Tensor = field(default_factory=lambda: _index([], 0, 2))
+    tmr: torch.Tensor = field(default_factory=lambda: _index([], 0, 3))
+    read: torch.Tensor = None
+    pruned: torch.Tensor = field(default_factory=lambda: _index([], 0))
+
+    def __post_init__(self):
+        if self.read is None:
+            self.read = torch.arange(len(self.source))
+        # An untouched layer skips the correction entirely (the common case).
+        self.identity = (not self.lcu.numel() and not self.tmr.numel()
+                         and len(self.read) == len(self.source)
+                         and bool((self.read == torch.arange(len(self.source))).all()))
+
+    @classmethod
+    def unprotected(cls, channels):
+        """The protection of a layer of ``channels`` channels with nothing protected."""
+        return cls(source=torch.arange(channels))
+
+
+@dataclass
+class HardenedNet(IntNet):
+    """An integer network with protected copies corrected after every layer.
+
+    Attributes
+    ----------
+    protection : list of LayerProtection
+        One per layer.
+    scheme : str
+        ``"lcu"``, ``"tmr"`` or ``"tmr-prune"``.
+    voter : str
+        Key of :data:`VOTERS` used for the TMR triples.
+    """
+
+    protection: list = None
+    scheme: str = "tmr"
+    voter: str = "bitwise"
+
+    def correct(self, i, y):
+        """Protection unit of layer ``i``: raw outputs (copies included) -> next input.
+
+        Parameters
+        ----------
+        i : int
+            Layer index.
+        y : torch.Tensor
+            int64 raw int8 outputs ``[B, O', ...]`` of the hardened layer, faults applied.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, ...]``: the corrected channels listed in ``protection[i].read``.
+        """
+        p = self.protection[i]
+        if p.identity:
+            return y
+        if p.lcu.numel() or p.tmr.numel():
+            y = y.clone()
+        if p.lcu.numel():
+            merged = lcu(y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]])
+            y[:, p.lcu[:, 0]] = merged
+            y[:, p.lcu[:, 1]] = merged
+        if p.tmr.numel():
+            y[:, p.tmr[:, 0]] = VOTERS[self.voter](
+                y[:, p.tmr[:, 0]], y[:, p.tmr[:, 1]], y[:, p.tmr[:, 2]])
+        return y[:, p.read]
+
+    def forward(self, x, *, start=0, record=False):
+        """Run layers ``start`` to the end, correcting after every layer.
+
+        Same contract as :meth:`golden.intmodel.IntNet.forward`; recorded ``y`` are the
+        raw outputs before correction (the fault sites).
+        """
+        records = []
+        for i in range(start, len(self.layers)):
+            acc, y = self.layer_step(i, x)
+            if record:
+                records.append((acc, y))
+            x = self.next_input(i, self.correct(i, y))
+        return (x, records) if record else x
+
+
+def lcu_range_violations(net, x_int, batch=500):
+    """Fault-free LCU halves outside ``[0, 63]`` (corrupted by the LCU's bit-6 reset).
+
+    Parameters
+    ----------
+    net : HardenedNet
+    x_int : torch.Tensor
+        int8 input images (int64).
+
+    Returns
+    -------
+    int
+        Number of (image, split neuron) values whose fault-free half exceeds 63.
+    """
+    count = 0
+    with torch.no_grad():
+        for a in range(0, len(x_int), batch):
+            _, records = net.forward(x_int[a:a + batch], record=True)
+            for p, (_, y) in zip(net.protection, records):
+                if p.lcu.numel():
+                    count += int((y[:, p.lcu[:, 0]] > _LCU_MAX).sum())
+    return count
+
+
+def _to_plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def save_hardened(net, path, *, model_sha256, checkpoint, selection):
+    """Write a hardened network atomically (see the module docstring for the format).
+
+    Parameters
+    ----------
+    net : HardenedNet
+    path : str or os.PathLike
+    model_sha256 : str
+        Fingerprint of the original checkpoint file.
+    checkpoint : dict
+        The original checkpoint's content (as read with ``weights_only=True``).
+    selection : dict
+        Primitives describing the selection (scheme, threshold, fraction, ...).
+    """
+    layers = []
+    for layer, p in zip(net.layers, net.protection):
+        entry = {name: _to_plain(getattr(layer, name)) for name in _LAYER_FIELDS}
+        entry.update({name: getattr(p, name) for name in _PROTECTION_FIELDS})
+        layers.append(entry)
+    payload = {"format": HARDENED_FORMAT, "scheme": net.scheme, "voter": net.voter,
+               "input_scale": float(net.input_scale),
+               "input_shape": list(net.input_shape), "layers": layers,
+               "model_sha256": model_sha256, "checkpoint": checkpoint,
+               "selection": selection}
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(payload, file)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def _read(path):
+    """The payload of a torch zip archive, never unpickled; ``None`` if not one."""
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 -- torch raises many types for a foreign archive
+        return None
+
+
+def is_hardened(path):
+    """Whether ``path`` is a hardened network file (:func:`save_hardened`)."""
+    payload = _read(path)
+    return isinstance(payload, dict) and payload.get("format") == HARDENED_FORMAT
+
+
+def load_hardened(path):
+    """Read a hardened network file.
+
+    Returns
+    -------
+    (HardenedNet, dict)
+        The network and the rest of the payload (``model_sha256``, ``checkpoint``,
+        ``selection``, ...).
+
+    Raises
+    ------
+    ValueError
+        Missing or foreign file, a plain model checkpoint, or inconsistent content.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    payload = _read(path)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: not a hardened network (unreadable or foreign file)")
+    if payload.get("format") != HARDENED_FORMAT:
+        if str(payload.get("format", "")).startswith("neuroharden-model"):
+            raise ValueError(f"{path}: is a model checkpoint, not a hardened network "
+                             f"(make one with `neuroharden harden`)")
+        raise ValueError(f"{path}: not a neuroharden hardened network")
+    try:
+        layers, protection = [], []
+        for entry in payload["layers"]:
+            values = {name: entry[name] for name in _LAYER_FIELDS}
+            values["out_hw"] = tuple(values["out_hw"])
+            layers.append(IntLayer(**values))
+            protection.append(LayerProtection(**{n: entry[n] for n in _PROTECTION_FIELDS}))
+        net = HardenedNet(layers=layers, input_scale=payload["input_scale"],
+                          input_shape=tuple(payload["input_shape"]), protection=protection,
+                          scheme=payload["scheme"], voter=payload["voter"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: damaged hardened network ({error})") from None
+    if net.voter not in VOTERS:
+        raise ValueError(f"{path}: unknown voter {net.voter!r}")
+    return net, {k: v for k, v in payload.items() if k != "layers"}
+
+
+def load_hardened_checkpoint(path, data_dir=None):
+    """Load a hardened file the way :func:`golden.quantize.quantize_checkpoint` loads a model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    data_dir : str, optional
+        Dataset directory; defaults to the one recorded at training time.
+
+    Returns
+    -------
+    (HardenedNet, golden.models.Net, dict, golden.datasets.Dataset)
+        The hardened integer network, the *original* float network, the original
+        checkpoint's metadata (plus ``hardened``: scheme, voter, model_sha256 and the
+        selection) and the dataset.
+    """
+    from golden.datasets import load_dataset
+    from golden.models import Net
+
+    net, rest = load_hardened(path)
+    checkpoint = rest["checkpoint"]
+    try:
+        float_net = Net(checkpoint["model"])
+        float_net.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: damaged original checkpoint inside ({error})") from None
+    float_net.eval()
+    metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
+    metadata["hardened"] = {"scheme": net.scheme, "voter": net.voter,
+                            "model_sha256": rest["model_sha256"],
+                            "selection": rest["selection"]}
+    data = load_dataset(metadata.get("dataset", "digits"), float_net.input_shape,
+                        data_dir if data_dir is not None else metadata.get("data_dir"))
+    return net, float_net, metadata, data

@@ -1,0 +1,164 @@
+import random
+
+import pytest
+import torch
+
+from golden.faults import Fault
+from golden.harden import harden
+from golden.hardened import (HardenedNet, is_hardened, lcu_range_violations, load_hardened,
+                             save_hardened)
+from golden.injection import InjectionEngine, naive_logits
+from golden.numerics import lcu, vote_bitwise
+from tests.golden.fi_nets import random_net
+
+PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
+
+
+def _neuron_indices(layer, channel):
+    per = layer.neurons // layer.weight.shape[0]
+    return range(channel * per, (channel + 1) * per)
+
+
+def test_correction_applies_the_hardware_units():
+    net, x = random_net()
+    split = harden(net, "lcu", [("fc1", 0)])
+    y = torch.zeros(2, 13, dtype=torch.int64)
+    y[:, 0], y[:, 1] = torch.tensor([37, 100]), torch.tensor([45, -91])
+    out = split.correct(2, y)
+    assert out.shape == (2, 13)                         # both halves are read
+    assert out[:, 0].tolist() == out[:, 1].tolist() == lcu(y[:, 0], y[:, 1]).tolist()
+    for voter, expect in (("bitwise", vote_bitwise(5, 6, 9)), ("word", 0)):
+        tmr = harden(net, "tmr", [("fc1", 0)], voter=voter)
+        y = torch.zeros(1, 14, dtype=torch.int64)
+        y[0, :3] = torch.tensor([5, 6, 9])              # three copies, all disagree
+        out = tmr.correct(2, y)
+        assert out.shape == (1, 12) and int(out[0, 0]) == expect
+
+
+def _engine(scheme, voter="bitwise", seed=11):
+    net, x = random_net(seed=seed)
+    hardened = harden(net, scheme, PROTECT, voter=voter)
+    return net, hardened, x, InjectionEngine(hardened, x)
+
+
+def test_engines_agree_on_a_hardened_network():
+    _, hardened, x, engine = _engine("lcu")
+    rng = random.Random(0)
+    faults = []
+    for layer in hardened.layers:
+        for target, sites, width in (("output", layer.neurons, 8),
+                                     ("accumulator", layer.neurons, 32),
+                                     ("weight", layer.weight.numel(), 8)):
+            for _ in range(6):
+                faults.append(Fault(layer.name, target, rng.randrange(sites),
+                                    (rng.randrange(width),)))
+    fast = engine.run(faults)
+    for k, fault in enumerate(faults):
+        assert torch.equal(fast[k], naive_logits(hardened, x, fault)), fault
+
+
+def test_every_zero_to_one_flip_in_an_lcu_half_is_masked():
+    _, hardened, x, engine = _engine("lcu")
+    faults, where = [], []
+    for layer, p in zip(hardened.layers, hardened.protection):
+        for pair in p.lcu.tolist():
+            for half in pair:
+                for index in _neuron_indices(layer, half):
+                    for bit in range(8):
+                        faults.append(Fault(layer.name, "output", index, (bit,)))
+                        where.append((hardened.layers.index(layer), index, bit))
+    assert len(faults) == 2 * 8 * (100 + 25 + 2)
+    faulty = engine.run(faults)
+    zero_bits = 0
+    for k, (i, index, bit) in enumerate(where):
+        was_zero = ((engine.ys[i].flatten(1)[:, index] >> bit) & 1) == 0   # per image
+        zero_bits += int(was_zero.sum())
+        assert torch.equal(faulty[k][was_zero], engine.logits[was_zero]), faults[k]
+    assert zero_bits > len(faults) * len(x) // 2
+    # A stuck-at-1 is a 0->1 flip wherever it changes anything: masked on every image.
+    stuck = [Fault(f.layer, "output", f.index, f.bits, "stuck1") for f in faults]
+    assert torch.equal(engine.run(stuck), engine.logits_ref_expand(len(stuck)))
+
+
+@pytest.mark.parametrize("voter", ["bitwise", "word"])
+def test_every_fault_confined_to_one_tmr_copy_is_masked(voter):
+    net, hardened, x, engine = _engine("tmr", voter)
+    assert torch.equal(engine.logits, net.forward(x))
+    rng = random.Random(1)
+    faults = []
+    for layer, p in zip(hardened.layers, hardened.protection):
+        fan_in = layer.weight[0].numel()
+        for triple in p.tmr.tolist():
+            for copy in triple:
+                for index in _neuron_indices(layer, copy):
+                    faults.append(Fault(layer.name, "output", index, (rng.randrange(8),)))
+                    faults.append(Fault(layer.name, "output", index,
+                                        tuple(rng.sample(range(8), 3))))
+                    faults.append(Fault(layer.name, "output", index, (), "crash"))
+                    faults.append(Fault(layer.name, "output", index, (), "byzantine",
+                                        rng.randrange(-128, 128)))
+                    faults.append(Fault(layer.name, "accumulator", index,
+                                        (rng.randrange(32),)))
+                for w in range(fan_in):
+                    faults.append(Fault(layer.name, "weight", copy * fan_in + w,
+                                        (rng.randrange(8),), "stuck1"))
+    faulty = engine.run(faults)
+    assert torch.equal(faulty, engine.logits_ref_expand(len(faults)))
+
+
+def test_protection_reduces_critical_faults():
+    """The same faults on the unprotected neurons' counterparts: TMR masks what hurt."""
+    net, hardened, x, engine = _engine("tmr")
+    plain = InjectionEngine(net, x)
+    faults = [Fault(name, "output", index, (6,))
+              for name, c in PROTECT
+              for index in _neuron_indices(net.layers[[l.name for l in net.layers].index(name)],
+                                           c)]
+    before = sum(r["outcome"] != "masked" for r in plain.evaluate(faults))
+    # In the hardened net the original channel c sits at the first copy of its triple.
+    moved = []
+    for f in faults:
+        i = [l.name for l in net.layers].index(f.layer)
+        per = net.layers[i].neurons // net.layers[i].weight.shape[0]
+        c, pixel = divmod(f.index, per)
+        first = int((hardened.protection[i].source == c).nonzero()[0])
+        moved.append(Fault(f.layer, "output", first * per + pixel, (6,)))
+    after = sum(r["outcome"] != "masked" for r in engine.evaluate(moved))
+    assert before > 0 and after == 0
+
+
+def test_save_load_roundtrip(tmp_path, lenet5_model):
+    net, x = random_net()
+    hardened = harden(net, "tmr", PROTECT, voter="word")
+    path = tmp_path / "h.pt"
+    save_hardened(hardened, path, model_sha256="ab" * 32, checkpoint={"model": "toy"},
+                  selection={"fraction": 5.0, "threshold": None})
+    assert is_hardened(path) and not is_hardened(lenet5_model)
+    payload = torch.load(path, weights_only=True)
+    assert payload["model_sha256"] == "ab" * 32 and payload["scheme"] == "tmr"
+    loaded, rest = load_hardened(path)
+    assert isinstance(loaded, HardenedNet) and loaded.voter == "word"
+    assert rest["selection"]["fraction"] == 5.0
+    assert torch.equal(loaded.forward(x), hardened.forward(x))
+    for a, b in zip(loaded.protection, hardened.protection):
+        assert torch.equal(a.tmr, b.tmr) and torch.equal(a.read, b.read)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_load_recognises_foreign_files(tmp_path, lenet5_model):
+    with pytest.raises(ValueError, match="is a model checkpoint, not a hardened network"):
+        load_hardened(lenet5_model)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a hardened network"):
+        load_hardened(junk)
+    with pytest.raises(ValueError, match="no such file"):
+        load_hardened(tmp_path / "missing.pt")
+
+
+def test_lcu_range_violations_counts_halves_above_63():
+    net, x = random_net(seed=2)
+    hardened = harden(net, "lcu", [("fc1", c) for c in range(12)])
+    _, rec = hardened.forward(x, record=True)
+    halves = rec[2][1][:, hardened.protection[2].lcu[:, 0]]
+    assert lcu_range_violations(hardened, x, batch=5) == int((halves > 63).sum())
