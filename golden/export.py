@@ -44,6 +44,7 @@ import tempfile
 import numpy as np
 import torch
 
+from golden.hardened import HardenedNet
 from golden.intmodel import IntLayer, IntNet
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export_intnet", "import_intnet"]
@@ -61,7 +62,15 @@ def export_intnet(intnet, path):
     ----------
     intnet : IntNet
     path : str or os.PathLike
+
+    Raises
+    ------
+    ValueError
+        ``intnet`` is a hardened network: this format has no protection map.
     """
+    if isinstance(intnet, HardenedNet):
+        raise ValueError("a hardened network cannot be exported: the npz format has no "
+                         "protection map (export the original model)")
     layers = intnet.layers
     arrays = {
         "format": np.array(FORMAT),
