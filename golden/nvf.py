@@ -25,8 +25,9 @@ every analysed image:
    class contributes no count. The search is a *bisection* on the faulty value,
    vectorized over every (neuron, image, direction) of a layer at once: each round
    evaluates all open intervals as rows of one batch, run from the faulty layer onward by
-   the fast injection engine (:func:`flips`). It assumes the class change is monotone in ``|delta|`` (once a
-   deviation flips the class, a larger one in the same direction does too); where that
+   the fast injection engine (:func:`flips`), one engine per image. It assumes the class
+   change is monotone in ``|delta|`` (once a deviation flips the class, a larger one in
+   the same direction does too); where that
    does not hold it returns *a* flipping deviation at the boundary it brackets, not
    necessarily the smallest. ``search="exhaustive"`` evaluates all 255 candidates instead
    (exact, 255 evaluations per pair; for tests and small nets).

@@ -17,6 +17,7 @@ COMMANDS = {
     "export": "golden.cli:export",
     "sample-size": "golden.cli:sample_size",
     "campaign": "golden.cli:campaign",
+    "rank": "golden.rank_cli:rank",
     "harden": "golden.harden_cli:harden",
     "gemm": "sim.gemm:gemm",
     "demo": "sim.demo:demo",
