@@ -1,7 +1,9 @@
 """``neuroharden harden``: protect the critical neurons of a model, report the cost.
 
-Selection: ``--threshold T`` protects every neuron whose score (NVF in %) is at least T,
-``--fraction P`` the first P % of the ranked list. Conv neurons (pixels) map to whole
+Selection: the ranking is a CRITICAL.json of the same model
+(:func:`golden.ranking.load_critical`, sorted by decreasing score); ``--threshold T``
+protects every neuron whose score (NVF in %) is at least T, ``--fraction P`` the first
+P % of the ranked list (ties in the file's order). Conv neurons (pixels) map to whole
 output channels (:func:`golden.harden.to_channels`). ``tmr-prune`` is paper 000's flow:
 TMR on the selected neurons and pruning of as many neurons from the bottom of the
 ranking (the bottom P % with ``--fraction``); the output layer is never pruned.
@@ -12,38 +14,10 @@ number of test images whose prediction changed (split neurons round, pruning rem
 """
 
 import json
-import math
 
 import click
 
 _SCHEMES = ("lcu", "tmr", "tmr-prune")
-
-
-def _read_ranking(path, model_sha256):
-    """``(layer, index, score)`` sorted by decreasing score from a CRITICAL.json file.
-
-    Accepts ``{"neurons": [{"layer", "index", "score"}, ...], "model_sha256": ...}`` or
-    the bare list; a recorded fingerprint must match the model.
-    """
-    try:
-        with open(path) as file:
-            data = json.load(file)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise click.ClickException(f"{path}: not a CRITICAL.json ranking ({error})") from None
-    neurons = data.get("neurons") if isinstance(data, dict) else data
-    if not isinstance(neurons, list):
-        raise click.ClickException(f"{path}: not a CRITICAL.json ranking (no neuron list)")
-    recorded = data.get("model_sha256") if isinstance(data, dict) else None
-    if recorded is not None and recorded != model_sha256:
-        raise click.ClickException(f"{path}: ranking was made for another model "
-                                   f"(fingerprint {recorded[:12]}, model {model_sha256[:12]})")
-    try:
-        ranking = [(str(n["layer"]), int(n["index"]), float(n["score"])) for n in neurons]
-    except (KeyError, TypeError, ValueError) as error:
-        raise click.ClickException(f"{path}: bad neuron entry ({error!r})") from None
-    if any(math.isnan(score) for _, _, score in ranking):
-        raise click.ClickException(f"{path}: NaN score")
-    return sorted(ranking, key=lambda r: -r[2])
 
 
 def _accuracy(net, x, labels):
@@ -80,6 +54,7 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
     from golden.harden import cost, harden as build, select_bottom, select_top, to_channels
     from golden.hardened import is_hardened, lcu_range_violations, save_hardened
     from golden.quantize import quantize_checkpoint
+    from golden.ranking import load_critical
 
     if (threshold is None) == (fraction is None):
         raise click.ClickException("give exactly one of --threshold and --fraction")
@@ -91,7 +66,8 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
     try:
         net, _, _, data = quantize_checkpoint(model_path, data_dir)
         model_sha = file_sha256(model_path)
-        ranking = _read_ranking(critical_path, model_sha)
+        ranking = [(n["layer"], n["index"], n["score"])
+                   for n in load_critical(critical_path, model_path)["neurons"]]
         top = select_top(ranking, threshold=threshold, fraction=fraction)
         protect = to_channels(net, top)
         prune = (to_channels(net, [n for n in select_bottom(ranking, len(top))

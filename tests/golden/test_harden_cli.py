@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from golden.campaign import file_sha256
 from golden.quantize import quantize_checkpoint
+from golden.ranking import make_document, write_critical
 from sim.cli import main
 
 
@@ -29,13 +30,10 @@ def ranked(lenet5_model, tmp_path_factory):
     paths = {}
     for name, listed, sha in (("critical", hidden, file_sha256(lenet5_model)),
                               ("with_output", [{"layer": "fc3", "index": 0, "score": 99.0}]
-                               + hidden, None),
+                               + hidden, file_sha256(lenet5_model)),
                               ("foreign", hidden, "0" * 64)):
         paths[name] = root / f"{name}.json"
-        payload = {"neurons": listed}
-        if sha is not None:
-            payload["model_sha256"] = sha
-        paths[name].write_text(json.dumps(payload))
+        write_critical(paths[name], make_document("activation", sha, 200, 0, {}, listed))
     return lenet5_model, paths, root
 
 
@@ -97,13 +95,13 @@ def test_tmr_prune_report(ranked):
 
 @pytest.mark.parametrize("args, match", [
     (("--scheme", "lcu", "--fraction", 5, "--critical", "with_output"), "LCU refused on layer fc3"),
-    (("--scheme", "tmr", "--fraction", 5, "--critical", "foreign"), "another model"),
+    (("--scheme", "tmr", "--fraction", 5, "--critical", "foreign"), "ranks another model"),
     (("--scheme", "tmr", "--critical", "critical"), "exactly one"),
     (("--scheme", "tmr", "--fraction", 5, "--threshold", 1, "--critical", "critical"),
      "exactly one"),
     (("--scheme", "lcu", "--fraction", 5, "--voter", "word", "--critical", "critical"),
      "tmr schemes only"),
-    (("--scheme", "tmr", "--fraction", 5, "--critical", "model"), "not a CRITICAL.json"),
+    (("--scheme", "tmr", "--fraction", 5, "--critical", "model"), "not valid JSON"),
     (("--scheme", "tmr", "--fraction", 5, "--critical", "critical", "--model", "hardened"),
      "already a hardened network"),
 ])
