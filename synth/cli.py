@@ -1,0 +1,157 @@
+"""``neuroharden area``: area, Fmax and protection overheads from Yosys and nextpnr."""
+
+import json
+import sys
+
+import click
+
+from synth.designs import DESIGNS, UNAVAILABLE
+from synth.targets import TARGETS
+
+__all__ = ["area"]
+
+_ALL_DESIGNS = list(DESIGNS) + list(UNAVAILABLE)
+_DESIGN_HELP = "\n".join(f"  {name:10s} {design.description}"
+                         for name, design in DESIGNS.items())
+
+
+def _progress(total, enabled):
+    """A tqdm bar on a terminal (stderr), else a no-op; returns (callback, close)."""
+    if not enabled or not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="design", file=sys.stderr, leave=False)
+    state = {"started": False}
+
+    def step(label):
+        if state["started"]:
+            bar.update(1)
+        state["started"] = True
+        bar.set_description(label)
+
+    return step, bar.close
+
+
+def _split(text, option):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise click.ClickException(f"{option} needs at least one value")
+    return items
+
+
+def _sizes(text):
+    sizes = []
+    for item in _split(text, "--sizes"):
+        try:
+            value = int(item)
+        except ValueError:
+            raise click.ClickException(f"--sizes must be integers, not {item!r}") from None
+        if value < 1:
+            raise click.ClickException(f"--sizes must be positive, not {value}")
+        sizes.append(value)
+    return sizes
+
+
+@click.command(help=f"""Synthesize the blocks and report area, Fmax and protection overheads.
+
+\b
+Designs (--designs, comma-separated; references are added as needed):
+{_DESIGN_HELP}
+  accel-lcu  the Accelerator with protect=lcu (not available yet)
+  accel-tmr  the Accelerator with protect=tmr (not available yet)
+
+\b
+Targets: generic (Yosys gates, cells and `stat -tech cmos` transistors), ice40 (iCE40
+HX8K: LUT4/carry/FF, nextpnr-ice40 Fmax), ecp5 (LFE5U-85F: LUT4/FF/MULT18X18D,
+nextpnr-ecp5 Fmax). A design that exceeds the device is reported as "does not fit"
+with its utilisation; combinational blocks (LCU, voter) have no Fmax.
+
+Overheads: the LCU and the voter in % of one PE and of the rows x cols array (their
+own area); the TMR PE / TMR array as growth over the PE / the array. The metric is
+cells (generic) or LUT4s (FPGA).
+
+With --sweep, the array and the TMR array are measured at each of --sizes (N x N),
+and CSV, JSON and a PNG plot of area and Fmax vs size, with the log-log growth
+exponent of area in the number of PEs, are written to -o DIR.
+
+Results are cached in --cache-dir by a hash of the Verilog, the script and the tool
+versions, so a repeated run takes seconds.""")
+@click.option("--rows", default=4, show_default=True, type=int, help="Array rows.")
+@click.option("--cols", default=4, show_default=True, type=int, help="Array columns.")
+@click.option("--target", "targets", multiple=True, type=click.Choice(list(TARGETS)),
+              help="Target (repeatable). Default: generic; with --sweep: all three.")
+@click.option("--designs", default=",".join(_ALL_DESIGNS), show_default=True,
+              help="Comma-separated designs to report.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@click.option("--no-pnr", is_flag=True, help="Skip place and route (no Fmax).")
+@click.option("--sweep", is_flag=True, help="Sweep the array over --sizes instead.")
+@click.option("--sizes", default="2,4,8,16", show_default=True,
+              help="Array sizes N (N x N) of the sweep.")
+@click.option("-o", "--output", default="build/synth-sweep", show_default=True,
+              type=click.Path(file_okay=False), help="Directory of the sweep outputs.")
+@click.option("--cache-dir", default="build/synth-cache", show_default=True,
+              type=click.Path(file_okay=False), help="Result cache directory.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--pnr-timeout", default=1800, show_default=True, type=int,
+              help="Seconds one nextpnr run may take (status 'timeout' after).")
+def area(rows, cols, targets, designs, as_json, no_pnr, sweep, sizes, output, cache_dir,
+         no_cache, pnr_timeout):
+    from synth import area as area_module
+    from synth import sweep as sweep_module
+    from synth.cache import Cache
+    from synth.designs import expand
+
+    for name, value in (("--rows", rows), ("--cols", cols)):
+        if value < 1:
+            raise click.ClickException(f"{name} must be a positive integer, not {value}")
+    if pnr_timeout < 1:
+        raise click.ClickException(f"--pnr-timeout must be positive, not {pnr_timeout}")
+    cache = Cache(None if no_cache else cache_dir)
+
+    if sweep:
+        size_list = _sizes(sizes)
+        target_list = list(targets) or list(sweep_module.DEFAULT_TARGETS)
+        total = len(size_list) * len(target_list) * len(sweep_module.DEFAULT_DESIGNS)
+        step, close = _progress(total, not as_json)
+        try:
+            result = sweep_module.sweep(size_list, target_list, place=not no_pnr,
+                                        cache=cache, progress=step, pnr_timeout=pnr_timeout)
+        except (ValueError, TypeError) as error:
+            raise click.ClickException(str(error)) from error
+        finally:
+            close()
+        try:
+            paths, fitted = sweep_module.write_outputs(result, output)
+        except OSError as error:
+            raise click.ClickException(f"Cannot write {output}: {error}") from error
+        if as_json:
+            click.echo(json.dumps({"rows": result, "fits": fitted}, indent=1))
+            return
+        click.echo(area_module.format_table(result))
+        click.echo("")
+        for fit in fitted:
+            exponent = "-" if fit["exponent"] is None else f"{fit['exponent']:.3f}"
+            click.echo(f"growth exponent of {fit['metric']} vs PEs: {fit['design']} on "
+                       f"{fit['target']}: {exponent} (sizes in PEs: {fit['sizes']})")
+        for path in paths:
+            click.echo(f"wrote {path}")
+        return
+
+    try:
+        names = expand(_split(designs, "--designs"))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    target_list = list(targets) or ["generic"]
+    step, close = _progress(len(names) * len(target_list), not as_json)
+    try:
+        result = area_module.report(names, target_list, rows=rows, cols=cols,
+                                    place=not no_pnr, cache=cache, progress=step,
+                                    pnr_timeout=pnr_timeout)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        close()
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+    else:
+        click.echo(area_module.format_table(result))

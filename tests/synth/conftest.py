@@ -1,0 +1,11 @@
+"""Shared fixtures of the synth tests: real Yosys runs of small blocks, cached per session."""
+
+import pytest
+
+from synth.cache import Cache
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    """One result cache for the whole session, so each small block is synthesized once."""
+    return Cache(tmp_path_factory.mktemp("synth-cache"))

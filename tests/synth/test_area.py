@@ -1,0 +1,105 @@
+"""Overhead arithmetic, fit checks and the measurement of designs."""
+
+import pytest
+
+from synth import area
+from synth.area import _fit_check, add_overheads, format_table, measure, overhead, share
+from synth.cache import Cache
+from synth.designs import expand
+from synth.targets import TARGETS
+
+
+def _row(design, target="generic", **values):
+    row = dict.fromkeys(area.FIELDS)
+    row.update(design=design, target=target, status="synthesized",
+               metric=area.primary_metric(target), **values)
+    return row
+
+
+def test_overhead_and_share():
+    assert overhead(150, 100) == pytest.approx(50.0)
+    assert overhead(80.0, 100.0) == pytest.approx(-20.0)
+    assert overhead(None, 100) is None and overhead(5, 0) is None
+    assert share(7, 986) == pytest.approx(100 * 7 / 986)
+    assert share(1, None) is None
+
+
+def test_add_overheads_per_kind_of_protection():
+    rows = add_overheads([
+        _row("pe", cells=1000, fmax_mhz=None), _row("array", cells=4000),
+        _row("lcu", cells=10), _row("voter", cells=50),
+        _row("tmr-pe", cells=3300), _row("tmr-array", cells=12500)])
+    by = {row["design"]: row for row in rows}
+    assert by["pe"]["overhead_pct"] is None and by["pe"]["reference"] is None
+    assert by["lcu"]["reference"] == "pe"
+    assert by["lcu"]["overhead_pct"] == pytest.approx(1.0)          # 10 / 1000
+    assert by["lcu"]["overhead_array_pct"] == pytest.approx(0.25)   # 10 / 4000
+    assert by["voter"]["overhead_pct"] == pytest.approx(5.0)
+    assert by["tmr-pe"]["overhead_pct"] == pytest.approx(230.0)     # (3300-1000)/1000
+    assert by["tmr-array"]["reference"] == "array"
+    assert by["tmr-array"]["overhead_pct"] == pytest.approx(212.5)
+    assert by["tmr-array"]["overhead_array_pct"] is None
+    table = format_table(rows)
+    assert "1.0% of a pe" in table and "+230.0% vs pe" in table
+
+
+def test_fpga_overhead_uses_luts_and_fmax_change():
+    rows = add_overheads([_row("pe", "ice40", luts=400, cells=500, fmax_mhz=70.0),
+                          _row("tmr-pe", "ice40", luts=1300, cells=1500, fmax_mhz=63.0)])
+    assert rows[1]["metric"] == "luts"
+    assert rows[1]["overhead_pct"] == pytest.approx(225.0)
+    assert rows[1]["overheads"]["fmax_mhz"] == pytest.approx(-10.0)
+
+
+def test_expand_adds_references_in_order():
+    assert expand(["tmr-array"]) == ["array", "tmr-array"]
+    assert expand(["lcu"]) == ["pe", "array", "lcu"]
+    assert expand(["accel-tmr"]) == ["accel-tmr"]
+    with pytest.raises(ValueError, match="unknown design"):
+        expand(["bogus"])
+
+
+def test_fit_check_reports_utilisation_and_io_limit():
+    counts = {"luts": 9000, "ffs": 100, "dsps": 0, "port_bits": 100}
+    text, fits, io_fits = _fit_check(TARGETS["ice40"], counts)
+    assert not fits and io_fits and "lcs 9000/7680" in text
+    counts = {"luts": 100, "ffs": 100, "dsps": 200, "port_bits": 400}
+    text, fits, io_fits = _fit_check(TARGETS["ecp5"], counts)
+    assert not fits and not io_fits and "dsps 200/156" in text
+
+
+def test_unavailable_accelerator_is_reported_not_faked(tmp_path):
+    row = measure("accel-lcu", "ice40", cache=Cache(tmp_path))
+    assert row["status"] == "not available" and "later issue" in row["note"]
+    assert row["cells"] is None and row["fmax_mhz"] is None
+
+
+def test_combinational_block_has_no_fmax(session_cache):
+    row = measure("lcu", "ice40", cache=session_cache)
+    assert row["status"] == "combinational" and row["fmax_mhz"] is None
+    assert row["luts"] > 0
+
+
+def test_design_too_big_for_the_device_does_not_fit(session_cache, monkeypatch):
+    small = dict(TARGETS["ice40"].capacity, luts=10, ffs=10)
+    monkeypatch.setitem(TARGETS, "ice40", type(TARGETS["ice40"])(
+        **{**TARGETS["ice40"].__dict__, "capacity": small}))
+    row = measure("pe", "ice40", cache=session_cache)
+    assert row["status"] == "does not fit" and "/10 (" in row["note"]
+    assert row["fmax_mhz"] is None and row["luts"] > 10
+
+
+def test_cache_hits_on_a_second_call_and_misses_on_a_changed_design(tmp_path,
+                                                                    monkeypatch):
+    cache = Cache(tmp_path / "cache")
+    first = measure("voter", "generic", cache=cache)
+    assert (cache.hits, cache.misses) == (0, 1)
+    second = measure("voter", "generic", cache=cache)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert second == first
+    original = area.generate
+    monkeypatch.setattr(area, "generate",
+                        lambda *a, **k: original(*a, **k) + "\n// changed\n")
+    measure("voter", "generic", cache=cache)
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert not list((tmp_path / "cache").glob(".*.tmp"))   # no half-written entries

@@ -1,0 +1,52 @@
+"""`neuroharden area`: JSON keys and bad input (exit 2, one line)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import main
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["area", *args])
+
+
+def test_json_keys(tmp_path):
+    result = _run("--rows", "2", "--cols", "2", "--designs", "voter,accel-tmr",
+                  "--target", "generic", "--json", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["design"] for row in rows] == ["pe", "array", "voter", "accel-tmr"]
+    for row in rows:
+        for key in ("design", "target", "cells", "luts", "ffs", "dsps", "fmax_mhz",
+                    "overhead_pct", "reference"):
+            assert key in row
+    by = {row["design"]: row for row in rows}
+    assert by["pe"]["overhead_pct"] is None and by["pe"]["reference"] is None
+    assert by["voter"]["reference"] == "pe" and by["voter"]["overhead_pct"] > 0
+    assert by["voter"]["overhead_array_pct"] < by["voter"]["overhead_pct"]
+    assert by["accel-tmr"]["status"] == "not available"
+
+
+def test_table_output(tmp_path):
+    result = _run("--designs", "lcu", "--rows", "2", "--cols", "2",
+                  "--cache-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "lcu" in result.output and "of a pe" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--rows", "0"],
+    ["--cols", "-3"],
+    ["--target", "xilinx"],
+    ["--designs", "pe,bogus"],
+    ["--designs", ","],
+    ["--sweep", "--sizes", "2,x"],
+    ["--sweep", "--sizes", "0"],
+])
+def test_bad_input_exits_2_with_one_line(args, tmp_path):
+    result = _run(*args, "--cache-dir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("Error:")
