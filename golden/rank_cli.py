@@ -33,9 +33,17 @@ from golden.ranking import DEFAULT_PNEU, METHODS
               help="Print neurons, seconds (and the validation figures) as JSON.")
 def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_json):
     """Rank the critical neurons of a quantized network into CRITICAL.json."""
+    import os
+
     from golden.ranking import rank as run_rank
     from golden.ranking import write_critical
 
+    # Refuse an output that cannot be written before the (possibly long) ranking run.
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise click.ClickException(f"{output}: directory {directory} does not exist")
+    if os.path.isdir(output):
+        raise click.ClickException(f"{output}: is a directory")
     try:
         document, report = run_rank(model_path, method, images=images, seed=seed,
                                     validate=validate, pneu=pneu, data_dir=data_dir)

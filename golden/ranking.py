@@ -156,6 +156,10 @@ def write_critical(path, document):
         with os.fdopen(fd, "w") as file:
             json.dump(document, file, indent=1)
             file.write("\n")
+        # mkstemp creates the file 0600; give it the mode of a plainly created file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
     except BaseException:
         os.unlink(temp)

@@ -42,6 +42,8 @@ def test_bad_input_exit_2_one_line(lenet5_model, tmp_path):
         ("rank", "--model", lenet5_model, "--method", "magic", "-o", tmp_path / "c"),
         ("rank", "--model", lenet5_model, "--method", "activation", "--pneu", 0,
          "-o", tmp_path / "c"),
+        ("rank", "--model", lenet5_model, "--method", "nvf", "-o", tmp_path / "no" / "c"),
+        ("rank", "--model", lenet5_model, "--method", "nvf", "-o", tmp_path),
     ]
     for args in cases:
         result = run(*args)

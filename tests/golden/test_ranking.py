@@ -1,6 +1,7 @@
 """CRITICAL.json: ordering, round trip, refusal of foreign or malformed files; validation."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -43,6 +44,9 @@ def test_round_trip(tmp_path, model_file):
     write_critical(tmp_path / "c.json", document)
     assert load_critical(tmp_path / "c.json", model_file) == document
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would
 
 
 @pytest.mark.parametrize("change, message", [
