@@ -85,34 +85,37 @@ def score_neurons(net, x, labels, method, *, seed=0, pneu=DEFAULT_PNEU, progress
 
     Returns
     -------
-    (dict, dict, dict)
+    (dict, dict, dict, dict)
         ``scores`` (layer index -> float64 ``[neurons]``), ``tiebreak`` (same shape or
-        empty: a secondary key for equal scores) and the method's ``parameters``.
+        empty: a secondary key for equal scores), the method's ``parameters`` and its
+        full result (the NVF or exact result dict, reused by the validation; else empty).
     """
     from golden.nvf import hidden_layers
 
     if method == "nvf":
         from golden.nvf import nvf
 
-        return nvf(net, x, progress=progress)["scores"], {}, {"search": "bisect"}
+        result = nvf(net, x, progress=progress)
+        return result["scores"], {}, {"search": "bisect"}, result
     if method == "exact":
         from golden.exact import exact_vulnerability
 
-        return exact_vulnerability(net, x, progress=progress)["scores"], {}, {"bits": 8}
+        result = exact_vulnerability(net, x, progress=progress)
+        return result["scores"], {}, {"bits": 8}, result
     if method == "activation":
         from golden.activation_rank import activation_rank
 
         result = activation_rank(net, x, labels, pneu=pneu)
-        return result["scores"], result["network"], {"pneu": pneu}
+        return result["scores"], result["network"], {"pneu": pneu}, {}
     if method == "lrp":
         from golden.lrp import lrp_rank
 
         result = lrp_rank(net, x, labels)
-        return result["scores"], result["relevance"], {"rule": "z+"}
+        return result["scores"], result["relevance"], {"rule": "z+"}, {}
     if method == "random":
         gen = torch.Generator().manual_seed(seed)
         return ({i: torch.rand(net.layers[i].neurons, generator=gen, dtype=torch.float64)
-                 for i in hidden_layers(net)}, {}, {})
+                 for i in hidden_layers(net)}, {}, {}, {})
     raise ValueError(f"unknown ranking method {method!r} (choose from {', '.join(METHODS)})")
 
 
@@ -383,13 +386,16 @@ def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_
     if validate is not None:
         _sample_neurons(net, validate, seed)  # refuse a bad K before the long run
     start = time.perf_counter()
-    scores, tiebreak, parameters = score_neurons(net, x, labels, method, seed=seed,
-                                                 pneu=pneu, progress=progress)
+    scores, tiebreak, parameters, full = score_neurons(net, x, labels, method, seed=seed,
+                                                       pneu=pneu, progress=progress)
     seconds = time.perf_counter() - start
     neurons = neuron_list(net, scores, tiebreak)
     document = make_document(method, fingerprint, images, seed, parameters, neurons)
     report = {"method": method, "neurons": len(neurons), "images": images,
               "seconds": seconds}
     if validate is not None:
-        report.update(compare_nvf_exact(net, x, validate, seed, progress=progress))
+        # The method's own all-neuron result is reused for its side of the comparison.
+        reuse = {"nvf": {"nvf_result": full}, "exact": {"exact_result": full}}
+        report.update(compare_nvf_exact(net, x, validate, seed, progress=progress,
+                                        **reuse.get(method, {})))
     return document, report

@@ -84,7 +84,7 @@ def test_methods_score_every_hidden_neuron_and_compare():
     net, x = random_net(seed=5, images=6)
     labels = torch.arange(6)
     for method in ("nvf", "exact", "activation", "lrp", "random"):
-        scores, _, parameters = score_neurons(net, x, labels, method, progress=False)
+        scores, _, parameters, _ = score_neurons(net, x, labels, method, progress=False)
         assert sorted(scores) == [0, 1, 2]
         assert all(bool(torch.isfinite(s).all()) for s in scores.values())
     report = compare_nvf_exact(net, x, 30, seed=1, progress=False)
