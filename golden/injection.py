@@ -136,6 +136,8 @@ class InjectionEngine:
                 h = net.next_input(i, self._correct(i, y))
         self.logits = h
         self._patch_cache = {}
+        self._float_steps = {}
+        self._float_inputs = {}
         self.index = {layer.name: i for i, layer in enumerate(net.layers)}
 
     # -- helpers --------------------------------------------------------------------
@@ -143,23 +145,77 @@ class InjectionEngine:
     def _correct(self, i, y):
         return self.correct_hook(i, y) if self.correct_hook is not None else y
 
-    def _finish(self, start, x, rows, out):
+    def _finish(self, start, x, rows, out, filtered=False):
         """Run layers ``start..`` densely on input rows ``x``, writing logits into ``out``.
 
         ``rows`` is an int64 ``[R, 2]`` tensor of (fault slot, image); rows whose input
-        equals the fault-free input are dropped before each layer.
+        equals the fault-free input are dropped before each layer (``filtered``: the
+        caller already did so for layer ``start``).
         """
         net = self.net
+        use_float = self.correct_hook is None
+        if use_float:
+            x = x.double()
         for k in range(start, len(net.layers)):
-            cached = self.inputs[k][rows[:, 1]]
-            keep = (x != cached).flatten(1).any(1)
-            if not bool(keep.all()):
-                x, rows = x[keep], rows[keep]
+            if not (filtered and k == start):
+                cached = (self._inputs_f(k) if use_float else self.inputs[k])[rows[:, 1]]
+                keep = (x != cached).flatten(1).any(1)
+                if not bool(keep.all()):
+                    x, rows = x[keep], rows[keep]
             if rows.shape[0] == 0:
                 return
-            _, y = net.layer_step(k, x)
-            x = net.next_input(k, self._correct(k, y))
-        out[rows[:, 0], rows[:, 1]] = x
+            step = self._float_step(k) if use_float else None
+            if step is not None:
+                x = step(x)
+            else:
+                _, y = net.layer_step(k, x.to(torch.int64))
+                x = net.next_input(k, self._correct(k, y))
+                if use_float:
+                    x = x.double()
+        out[rows[:, 0], rows[:, 1]] = x.to(torch.int64)
+
+    def _inputs_f(self, k):
+        if k not in self._float_inputs:
+            self._float_inputs[k] = self.inputs[k].double()
+        return self._float_inputs[k]
+
+    def _float_step(self, k):
+        """Layer ``k`` plus its pooling in float64, or None when it could overflow.
+
+        Exact: every accumulator is an integer below 2**31 in magnitude (checked from the
+        weights, so the 32-bit wrap never triggers), ``acc * M + 2**(s-1)`` stays below
+        2**48 and scaling by 2**-s then flooring is the arithmetic shift. It computes the
+        contract of :func:`golden.numerics.requantize`; the tests check it against the
+        naive engine, which calls that function.
+        """
+        if k in self._float_steps:
+            return self._float_steps[k]
+        layer = self.net.layers[k]
+        w = layer.weight.double()
+        fan = layer.weight.abs().flatten(1).sum(1)
+        bound = int((fan * 128 + layer.bias.abs()).max())
+        step = None
+        if bound < (1 << 31):
+            conv = layer.kind == "conv"
+            shape = (1, -1, 1, 1) if conv else (1, -1)
+            b = layer.bias.double().view(shape)
+            m = layer.multiplier.double().view(shape)
+            r = ((1 << layer.shift) >> 1).double().view(shape)
+            inv = torch.pow(2.0, -layer.shift.double()).view(shape)
+            low = 0.0 if layer.relu else -128.0
+            wt = None if conv else w.T.contiguous()
+
+            def step(x):
+                if conv:
+                    z = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+                else:
+                    z = x.flatten(1) @ wt
+                y = torch.floor(((z + b) * m + r) * inv).clamp_(low, 127.0)
+                if layer.pool:
+                    y = F.max_pool2d(y, layer.pool)
+                return y.flatten(1) if layer.flatten else y
+        self._float_steps[k] = step
+        return step
 
     def _dense_from_output(self, i, y_rows, rows, out):
         """Rows of faulty layer-``i`` outputs ``y_rows`` -> logits in ``out``."""
@@ -274,7 +330,7 @@ class InjectionEngine:
             elif j != last:
                 x_next, rows = self._conv_window(j, rows, q_c[sl], q_h[sl], q_w[sl], d)
                 if rows.shape[0]:
-                    self._finish(j + 1, x_next, rows, out)
+                    self._finish(j + 1, x_next, rows, out, filtered=True)
                 continue
             else:
                 acc = self._conv_delta(nxt, acc, q_c[sl], q_h[sl], q_w[sl], d)
