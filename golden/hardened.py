@@ -27,7 +27,10 @@ which is the rounding that can move the split network's predictions (reported by
 ``neuroharden harden``). The LCU is only correct while a fault-free half lies in
 ``[0, 63]``: a half of 64 or more (an original neuron at or above saturation,
 pre-saturation value >= 127) loses bit 6 in the LCU even without a fault;
-:func:`lcu_range_violations` counts such values.
+:func:`lcu_range_violations` counts such values. The same holds under faults *upstream*
+of a split neuron: both halves move together, and where the original output would
+saturate at 127 the LCU turns a half of ``64 + r`` into ``r``, so a split layer can make
+faults in earlier, unprotected layers more critical (measured on LeNet-5).
 
 Pruned channels (paper 000) are removed: their filter, bias and the next layer's input
 column are deleted, which is exactly an output forced to 0 (a 0 input contributes
