@@ -70,7 +70,8 @@ Overheads: the LCU and the voter in % of one PE and of the rows x cols array (th
 own area); the TMR PE / TMR array as growth over the PE / the array. The metric is
 cells (generic) or LUT4s (FPGA).
 
-With --sweep, the array and the TMR array are measured at each of --sizes (N x N),
+With --sweep, the array and the TMR array (or the one of them named by --designs)
+are measured at each of --sizes (N x N),
 and CSV, JSON and a PNG plot of area and Fmax vs size, with the log-log growth
 exponent of area in the number of PEs, are written to -o DIR.
 
@@ -111,10 +112,20 @@ def area(rows, cols, targets, designs, as_json, no_pnr, sweep, sizes, output, ca
     if sweep:
         size_list = _sizes(sizes)
         target_list = list(targets) or list(sweep_module.DEFAULT_TARGETS)
-        total = len(size_list) * len(target_list) * len(sweep_module.DEFAULT_DESIGNS)
+        design_list = list(sweep_module.DEFAULT_DESIGNS)
+        source = click.get_current_context().get_parameter_source("designs")
+        if source is not click.core.ParameterSource.DEFAULT:
+            design_list = _split(designs, "--designs")
+            for name in design_list:
+                if name not in sweep_module.DEFAULT_DESIGNS:
+                    raise click.ClickException(
+                        f"--sweep measures {' and '.join(sweep_module.DEFAULT_DESIGNS)}, "
+                        f"not {name!r}")
+        total = len(size_list) * len(target_list) * len(design_list)
         step, close = _progress(total, not as_json)
         try:
-            result = sweep_module.sweep(size_list, target_list, place=not no_pnr,
+            result = sweep_module.sweep(size_list, target_list, design_list,
+                                        place=not no_pnr,
                                         cache=cache, progress=step, pnr_timeout=pnr_timeout)
         except (ValueError, TypeError) as error:
             raise click.ClickException(str(error)) from error

@@ -44,9 +44,19 @@ def test_table_output(tmp_path):
     ["--designs", ","],
     ["--sweep", "--sizes", "2,x"],
     ["--sweep", "--sizes", "0"],
+    ["--sweep", "--designs", "pe"],
 ])
 def test_bad_input_exits_2_with_one_line(args, tmp_path):
     result = _run(*args, "--cache-dir", str(tmp_path))
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert result.output.startswith("Error:")
+
+
+def test_sweep_writes_outputs(tmp_path):
+    result = _run("--sweep", "--sizes", "1,2", "--target", "generic", "--designs", "array",
+                  "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    assert "growth exponent of cells vs PEs: array on generic" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "sweep.csv", "sweep.json", "sweep.png"]
