@@ -14,6 +14,7 @@ number of test images whose prediction changed (split neurons round, pruning rem
 """
 
 import json
+import os
 
 import click
 
@@ -38,7 +39,7 @@ def _accuracy(net, x, labels):
               help="Protect neurons with score >= T (NVF in %).")
 @click.option("--fraction", type=click.FloatRange(0, 100), default=None,
               help="Protect the top P % of the ranking.")
-@click.option("--voter", type=click.Choice(sorted(("bitwise", "word"))), default=None,
+@click.option("--voter", type=click.Choice(["bitwise", "word"]), default=None,
               help="TMR voter: bitwise majority (default) or word (0 if all disagree).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
@@ -60,6 +61,9 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
         raise click.ClickException("give exactly one of --threshold and --fraction")
     if voter is not None and scheme == "lcu":
         raise click.ClickException("--voter applies to the tmr schemes only")
+    if os.path.abspath(output) in (os.path.abspath(model_path),
+                                   os.path.abspath(critical_path)):
+        raise click.ClickException("-o must not overwrite the model or the ranking")
     if is_hardened(model_path):
         raise click.ClickException(f"{model_path}: is already a hardened network; "
                                    f"give the original model checkpoint")

@@ -121,6 +121,13 @@ def test_bad_input_exits_2(ranked, args, match):
     assert not out.exists()
 
 
+def test_output_must_not_overwrite_the_model(ranked):
+    model, paths, _ = ranked
+    result = run("harden", "--model", model, "--critical", paths["critical"], "--scheme",
+                 "tmr", "--fraction", 5, "-o", model)
+    assert result.exit_code == 2 and "must not overwrite" in result.output
+
+
 def test_campaign_on_a_hardened_model_finds_fewer_critical_faults(ranked):
     model, paths, root = ranked
     hardened = root / "campaign-tmr.pt"
