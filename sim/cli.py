@@ -22,6 +22,7 @@ COMMANDS = {
     "gemm": "sim.gemm:gemm",
     "demo": "sim.demo:demo",
     "area": "synth.cli:area",
+    "prove": "synth.prove:prove",
 }
 
 
