@@ -148,7 +148,7 @@ def _script(job, maxsteps):
     lines.append("prep -top top")
     if job.sequential:
         lines.append(f"sat -tempinduct -prove ok 1 -set-init-zero -maxsteps {maxsteps} "
-                     "-show-inputs")
+                     "-show-inputs -show-regs")
     else:
         lines.append("sat -prove ok 1 -show-inputs")
     return "; ".join(lines)
@@ -168,10 +168,12 @@ def _counterexample(log):
         if name in ("clk", "ok") or step == "init":
             continue
         value = int(bits, 2) if set(bits) <= {"0", "1"} else bits
-        steps.setdefault(step, {})[name] = value
+        # Flattened hierarchical names (tmr.replica_0.acc, ref.acc) are registers.
+        kind = "registers" if "." in name else "inputs"
+        steps.setdefault(step, {"inputs": {}, "registers": {}})[kind][name] = value
     if list(steps) == [None]:
-        return {"inputs": steps[None]}
-    return {"trace": [{"step": int(step), "inputs": values}
+        return {"inputs": steps[None]["inputs"]}
+    return {"trace": [{"step": int(step), **values}
                       for step, values in steps.items() if step is not None]}
 
 
@@ -186,8 +188,11 @@ def _run_job(job, *, maxsteps, timeout):
     if run.returncode != 0:
         tail = " | ".join((run.stdout + run.stderr).strip().splitlines()[-3:])
         return "error", f"yosys exited with status {run.returncode}: {tail}"
-    if ("no model found: SUCCESS!" in log or "Induction step proven: SUCCESS!" in log):
+    if "no model found: SUCCESS!" in log:
         return "proved", None
+    if "Induction step proven: SUCCESS!" in log:
+        lengths = re.findall(r"Trying induction with length (\d+)", log)
+        return "proved", {"induction_length": int(lengths[-1]) if lengths else None}
     if "FAIL!" in log:
         return "failed", _counterexample(log)
     if "Reached maximum number of time steps" in log:
@@ -198,13 +203,17 @@ def _run_job(job, *, maxsteps, timeout):
 def run_property(prop, *, maxsteps=20, timeout=300):
     """Prove one property; return its report dict (the ``--json`` object)."""
     start = time.perf_counter()
-    status, counterexample, cases = "proved", None, []
+    status, counterexample, cases, lengths = "proved", None, [], []
     for job in prop.jobs():
         try:
             job_status, detail = _run_job(job, maxsteps=maxsteps, timeout=timeout)
         except subprocess.TimeoutExpired:
             job_status, detail = "error", f"yosys timed out after {timeout} s"
         cases.append(job.case)
+        if job_status == "proved":
+            if detail and detail.get("induction_length") is not None:
+                lengths.append(detail["induction_length"])
+            continue
         if job_status == "failed":
             status, counterexample = "failed", {"case": job.case, **detail}
             break
@@ -220,6 +229,8 @@ def run_property(prop, *, maxsteps=20, timeout=300):
         "counterexample": counterexample,
         "description": prop.description,
         "cases": cases,
+        # k of the k-induction (the longest over the cases), None when not inductive.
+        "induction_length": max(lengths) if lengths else None,
     }
 
 
@@ -233,6 +244,9 @@ def _summary(counterexample):
         for step in counterexample["trace"]:
             values = ", ".join(f"{k}={v}" for k, v in step["inputs"].items())
             lines.append(f"    cycle {step['step']}: {values}")
+            if step["registers"]:
+                values = ", ".join(f"{k}={v}" for k, v in step["registers"].items())
+                lines.append(f"      registers (unsigned): {values}")
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ def test_lcu_widths_cover_every_width():
 def test_fault_masking_covers_each_replica():
     result = run_property(PROPERTIES["tmr-pe-fault-masking"])
     assert result["cases"] == [f"faulty replicas=[{r}]" for r in range(3)]
+    assert result["induction_length"] == 1     # the strengthened invariant is 1-inductive
 
 
 def test_lcu_beyond_range_fails_with_counterexample():
@@ -57,6 +58,11 @@ def test_tmr_two_faulty_replicas_fails_with_trace():
     trace = result["counterexample"]["trace"]
     assert trace and any(step["inputs"]["fault_en"] for step in trace)
     assert {"a_in", "w_in", "clear", "drain", "acc_in"} <= set(trace[0]["inputs"])
+    # The trace shows the corrupted replicas' registers leaving the bare PE's values.
+    last = trace[-1]["registers"]
+    assert any(last[f"tmr.replica_{r}.{reg}"] != last[f"ref.{reg}"]
+               for r in (0, 1) for reg in ("acc", "a_reg", "w_reg")
+               if f"tmr.replica_{r}.{reg}" in last and f"ref.{reg}" in last)
 
 
 def test_cli_json_keys():
