@@ -38,14 +38,13 @@ as flagged, giving the input of layer ``i + 1``. The input is
 int8 logits and the prediction is their argmax (ties to the lowest index).
 """
 
-import os
-import tempfile
 
 import numpy as np
 import torch
 
 from golden.hardened import HardenedNet
 from golden.intmodel import IntLayer, IntNet
+from golden.atomic import atomic_output
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export_intnet", "import_intnet"]
 
@@ -91,15 +90,8 @@ def export_intnet(intnet, path):
         arrays[f"bias_{i}"] = layer.bias.numpy().astype(np.int32)
         arrays[f"multiplier_{i}"] = layer.multiplier.numpy().astype(np.uint16)
         arrays[f"shift_{i}"] = layer.shift.numpy().astype(np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_output(path) as file:
+        np.savez(file, **arrays)
 
 
 def import_intnet(path):

@@ -56,8 +56,8 @@ A plain dict that ``torch.load(path, weights_only=True)`` reads:
 """
 
 import os
-import tempfile
 import zipfile
+from golden.atomic import atomic_output
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -238,15 +238,8 @@ def save_hardened(net, path, *, model_sha256, checkpoint, selection):
                "input_shape": list(net.input_shape), "layers": layers,
                "model_sha256": model_sha256, "checkpoint": checkpoint,
                "selection": selection}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(payload, file)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_output(path) as file:
+        torch.save(payload, file)
 
 
 def _read(path):

@@ -20,13 +20,13 @@ A checkpoint is a plain dict of tensors and primitive metadata, readable with
 
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from golden.atomic import atomic_output
 
 __all__ = [
     "LayerSpec", "ARCHITECTURES", "MODEL_NAMES", "Net",
@@ -192,15 +192,8 @@ def save_checkpoint(net, path, **metadata):
                "input_shape": list(net.input_shape),
                "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
                **metadata}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(payload, file)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_output(path) as file:
+        torch.save(payload, file)
 
 
 def load_checkpoint(path):

@@ -43,10 +43,10 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 
 import torch
+from golden.atomic import atomic_output
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "METHODS", "score_neurons", "neuron_list",
            "make_document", "write_critical", "validate_document", "load_critical",
@@ -153,20 +153,9 @@ def make_document(method, fingerprint, images, seed, parameters, neurons):
 def write_critical(path, document):
     """Validate and write a CRITICAL.json document atomically (temp file + rename)."""
     validate_document(document)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(document, file, indent=1)
-            file.write("\n")
-        # mkstemp creates the file 0600; give it the mode of a plainly created file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_output(path, "w") as file:
+        json.dump(document, file, indent=1)
+        file.write("\n")
 
 
 def _fail(where, message):

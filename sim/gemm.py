@@ -1,7 +1,6 @@
 """``neuroharden gemm``: an int8 matrix product computed on the generated RTL array."""
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 
 from hw.verilog import generate
 from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS, build, run
+from golden.atomic import atomic_output
 
 __all__ = ["run_gemm", "gemm"]
 
@@ -96,9 +96,8 @@ def gemm(a_path, b_path, output, rows, cols, sim, as_json):
     seconds = time.perf_counter() - started
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=output.parent, suffix=".npy", delete=False) as handle:
+    with atomic_output(output) as handle:
         np.save(handle, product)
-    os.replace(handle.name, output)
     summary = {"m": a.shape[0], "k": a.shape[1], "n": b.shape[1], "rows": rows, "cols": cols,
                "sim": sim, "cycles": cycles, "seconds": round(seconds, 3), "output": str(output)}
     if as_json:
