@@ -80,3 +80,19 @@ def test_stat_counts_per_target():
 def test_yosys_error_is_one_line(tmp_path):
     with pytest.raises(YosysError, match="Yosys failed"):
         run_yosys("read_verilog no_such_file.v\n", workdir=tmp_path)
+
+
+def test_ecp5_netlist_has_no_multiply_driven_bit(tmp_path):
+    """Regression: without opt_clean before opt_dff, two flip-flops drove one result bit
+    of the 4x4 array and nextpnr-ecp5 refused the netlist."""
+    synthesize(TARGETS["ecp5"], generate("array", rows=4, cols=4), top="array",
+               workdir=tmp_path)
+    module = json.loads((tmp_path / "netlist.json").read_text())["modules"]["array"]
+    drivers = {}
+    for name, cell in module["cells"].items():
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                for bit in cell["connections"][port]:
+                    if isinstance(bit, int):
+                        assert bit not in drivers, f"bit {bit}: {drivers[bit]} and {name}"
+                        drivers[bit] = name
