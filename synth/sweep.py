@@ -92,6 +92,7 @@ def _plot(rows, fitted, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     exponents = {(f["design"], f["target"]): f["exponent"] for f in fitted}
     figure, (area_axes, fmax_axes) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -113,7 +114,13 @@ def _plot(rows, fitted, path):
                   ylabel="cells (generic) / LUT4s (FPGA)", title="Area vs array size")
     fmax_axes.set(xscale="log", xlabel="processing elements (rows x cols)",
                   ylabel="Fmax (MHz, nextpnr)", title="Fmax vs array size (placed only)")
+    if not fmax_axes.lines:
+        fmax_axes.text(0.5, 0.5, "no design placed (generic target, or none fits)",
+                       ha="center", va="center", transform=fmax_axes.transAxes)
+    ticks = sorted({r["pes"] for r in rows})
     for axes in (area_axes, fmax_axes):
+        axes.set_xticks(ticks, [str(t) for t in ticks])
+        axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axes.grid(True, which="both", alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)
