@@ -13,7 +13,7 @@ __all__ = ["atomic_output"]
 
 
 @contextmanager
-def atomic_output(path, mode="wb"):
+def atomic_output(path, mode="wb", **open_arguments):
     """Open a temporary file next to ``path``; on success rename it over ``path``.
 
     Parameters
@@ -22,6 +22,8 @@ def atomic_output(path, mode="wb"):
         Final location; its directory must exist.
     mode : {"wb", "w"}
         Binary or text.
+    **open_arguments
+        Passed to :func:`open` (e.g. ``newline=""`` for CSV).
 
     Yields
     ------
@@ -33,7 +35,7 @@ def atomic_output(path, mode="wb"):
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                      suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as file:
+        with os.fdopen(fd, mode, **open_arguments) as file:
             yield file
         # mkstemp creates the file 0600; give it the mode of a plainly created file.
         umask = os.umask(0)

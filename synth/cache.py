@@ -7,9 +7,9 @@ directory and renamed into place, so an interrupted run leaves no half-written e
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from golden.atomic import atomic_output
 
 __all__ = ["DEFAULT_DIR", "Cache", "key_of"]
 
@@ -63,12 +63,5 @@ class Cache:
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.",
-                                             suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(value, file, sort_keys=True, indent=1)
-            os.replace(temporary, self.path(key))
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        with atomic_output(self.path(key), "w") as file:
+            json.dump(value, file, sort_keys=True, indent=1)

@@ -4,10 +4,9 @@ exponent of area in the number of PEs (least-squares fit on a log-log scale)."""
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from golden.atomic import atomic_output
 from synth.area import FIELDS, add_overheads, measure, primary_metric
 
 __all__ = ["DEFAULT_SIZES", "DEFAULT_TARGETS", "DEFAULT_DESIGNS", "sweep", "growth_exponent",
@@ -77,15 +76,8 @@ def fits(rows):
 
 
 def _atomic_write(path, write):
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_output(path, "w", newline="") as file:
+        write(file)
 
 
 def _plot(rows, fitted, path):
@@ -125,15 +117,9 @@ def _plot(rows, fitted, path):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        with atomic_output(path) as file:
+            figure.savefig(file, dpi=120, format="png")
     finally:
         plt.close(figure)
 
