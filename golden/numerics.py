@@ -17,8 +17,8 @@ Contract (see DESIGN.md):
 import numpy as np
 
 __all__ = [
-    "WIDTH", "ACC_WIDTH", "MULTIPLIER_WIDTH", "SHIFT_WIDTH", "MAX_SHIFT",
-    "wrap", "add_bias", "requantize", "lcu", "vote_bitwise", "vote_word",
+    "WIDTH", "ACC_WIDTH", "MULTIPLIER_WIDTH", "SHIFT_WIDTH", "MAX_SHIFT", "INT8_MAX",
+    "HALF_MAX", "wrap", "add_bias", "requantize", "lcu", "vote_bitwise", "vote_word",
 ]
 
 #: Operand width of activations and weights.
@@ -31,13 +31,19 @@ MULTIPLIER_WIDTH = 16
 SHIFT_WIDTH = 6
 #: Largest shift the contract (and the hardware) accepts.
 MAX_SHIFT = (1 << SHIFT_WIDTH) - 1
+#: Saturation ceiling of an ordinary int8 output.
+INT8_MAX = (1 << (WIDTH - 1)) - 1
+#: Saturation ceiling of each copy of a split neuron (see :func:`lcu`): the largest
+#: value whose bit ``WIDTH - 2`` is clear.
+HALF_MAX = (1 << (WIDTH - 2)) - 1
 
 
 def _clip(x, low, high):
-    # Python ints are exact at any width but carry no .clip; arrays and tensors do.
+    # Python ints are exact at any width but carry no .clip; arrays and tensors do (torch
+    # only with bounds that are both numbers or both tensors, hence two steps).
     if isinstance(x, (int, np.integer)):
-        return min(max(int(x), low), high)
-    return x.clip(low, high)
+        return min(max(int(x), low), int(high))
+    return x.clip(min=low).clip(max=high)
 
 
 def wrap(x, width=ACC_WIDTH):
@@ -63,7 +69,7 @@ def add_bias(acc, bias, acc_width=ACC_WIDTH):
     return wrap(acc + bias, acc_width)
 
 
-def requantize(acc, multiplier, shift, relu):
+def requantize(acc, multiplier, shift, relu, high=INT8_MAX):
     """Scale an accumulator back to int8: ``sat8(relu?((acc * M + 2**(s-1)) >> s))``.
 
     Parameters
@@ -77,11 +83,14 @@ def requantize(acc, multiplier, shift, relu):
         Right shift ``s`` in ``[0, MAX_SHIFT]``; broadcasts against ``acc``.
     relu : bool
         Apply ReLU before saturation.
+    high : int or array
+        Saturation ceiling: :data:`INT8_MAX` for ordinary outputs, :data:`HALF_MAX` for
+        the copies of a split neuron (see :func:`lcu`); broadcasts against ``acc``.
 
     Returns
     -------
-    int8 values as int64 elements of the type of ``acc``: in ``[0, 127]`` with ReLU,
-    ``[-128, 127]`` without.
+    int8 values as int64 elements of the type of ``acc``: in ``[0, high]`` with ReLU,
+    ``[-128, high]`` without.
 
     Notes
     -----
@@ -92,7 +101,7 @@ def requantize(acc, multiplier, shift, relu):
     shift, which the hardware tests use for ``s = 63``.
     """
     rounding = (1 << shift) >> 1
-    return _clip((acc * multiplier + rounding) >> shift, 0 if relu else -128, 127)
+    return _clip((acc * multiplier + rounding) >> shift, 0 if relu else -128, high)
 
 
 def lcu(a, b, width=WIDTH):
@@ -101,6 +110,16 @@ def lcu(a, b, width=WIDTH):
     ``y = (a AND b)`` with bit ``width - 2`` (the MSB of the integer part of a
     non-negative value) cleared. Valid for the halves of a split neuron after ReLU,
     which both lie in ``[0, 2**(width-2))`` when fault-free.
+
+    Notes
+    -----
+    A half is ``requantize`` with the shift ``s + 1``, so it can reach 64 (an unsplit
+    output of 127 rounds up to a half of 64) or more (where the unsplit output would
+    saturate). The contract therefore saturates the copies of a split neuron at
+    :data:`HALF_MAX` (``requantize(..., high=HALF_MAX)``): every fault-free half then
+    has bit ``width - 2`` clear, the LCU is the identity without faults, and a fault
+    upstream of a split neuron saturates both halves instead of being wrapped by the
+    LCU's bit reset.
     """
     return (a & b) & ~(1 << (width - 2))
 
