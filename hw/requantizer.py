@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.numerics import MULTIPLIER_WIDTH, SHIFT_WIDTH
+from golden.numerics import HALF_MAX, INT8_MAX, MULTIPLIER_WIDTH, SHIFT_WIDTH
 from hw.pe import MAX_ACC_WIDTH, check_int
 
 __all__ = ["Requantizer", "BIAS_WIDTH"]
@@ -14,12 +14,14 @@ BIAS_WIDTH = 32
 
 
 class Requantizer(wiring.Component):
-    """``y = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu)``.
+    """``y = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu, high)``.
 
     Bit-exact with :func:`golden.numerics.requantize` for every shift ``0 .. 63``: the
     biased accumulator wraps at ``acc_width`` bits, then
-    ``sat8(relu?((acc * M + 2**(s-1)) >> s))`` with an arithmetic shift and no
-    rounding term when ``s == 0``. Internal signals are wide enough that the product and
+    ``sat(relu?((acc * M + 2**(s-1)) >> s))`` with an arithmetic shift and no
+    rounding term when ``s == 0``, saturated to ``[-128 (0 with ReLU), high]`` where
+    ``high`` is ``HALF_MAX`` (63) when ``half`` is set (a copy of a split neuron) and
+    ``INT8_MAX`` (127) otherwise. Internal signals are wide enough that the product and
     the rounding term never overflow.
 
     Parameters
@@ -39,6 +41,9 @@ class Requantizer(wiring.Component):
         Right shift ``s``.
     relu : In(1)
         Clamp negative results to zero.
+    half : In(1)
+        Saturate at ``HALF_MAX`` instead of ``INT8_MAX`` (the copies of a split neuron,
+        see :func:`golden.numerics.lcu`).
     y : Out(signed(8))
         The int8 output.
     """
@@ -55,6 +60,7 @@ class Requantizer(wiring.Component):
             "multiplier": In(unsigned(MULTIPLIER_WIDTH)),
             "shift": In(unsigned(SHIFT_WIDTH)),
             "relu": In(1),
+            "half": In(1),
             "y": Out(signed(8)),
         })
 
@@ -72,6 +78,7 @@ class Requantizer(wiring.Component):
         rounding = (Const(1, 1) << self.shift) >> 1
         scaled = (biased * self.multiplier + rounding) >> self.shift
         low = Mux(self.relu, 0, -128)
-        m.d.comb += self.y.eq(Mux(scaled > 127, 127, Mux(scaled < low, low, scaled)))
+        high = Mux(self.half, HALF_MAX, INT8_MAX)
+        m.d.comb += self.y.eq(Mux(scaled > high, high, Mux(scaled < low, low, scaled)))
 
         return m

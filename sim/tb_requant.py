@@ -5,23 +5,25 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from golden.numerics import MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
 from sim.runner import tb_config
 
 
-async def apply(dut, acc, bias, multiplier, shift, relu):
+async def apply(dut, acc, bias, multiplier, shift, relu, half=False):
     acc_width = tb_config()["acc_width"]
     dut.acc.value = acc & ((1 << acc_width) - 1)
     dut.bias.value = bias & 0xFFFFFFFF
     dut.multiplier.value = multiplier
     dut.shift.value = shift
     dut.relu.value = int(relu)
+    dut.half.value = int(half)
     await Timer(1, unit="ns")
     return dut.y.value.to_signed()
 
 
-def expected(acc, bias, multiplier, shift, relu):
-    return requantize(add_bias(acc, bias, tb_config()["acc_width"]), multiplier, shift, relu)
+def expected(acc, bias, multiplier, shift, relu, half=False):
+    return requantize(add_bias(acc, bias, tb_config()["acc_width"]), multiplier, shift, relu,
+                      HALF_MAX if half else INT8_MAX)
 
 
 async def check(dut, case):
@@ -62,4 +64,15 @@ async def random_values(dut):
         case = (rng.randint(-(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1),
                 rng.randint(-(1 << 20), 1 << 20), rng.randint(0, (1 << MULTIPLIER_WIDTH) - 1),
                 rng.randint(0, 40), rng.random() < 0.5)
+        await check(dut, case)
+
+
+@cocotb.test()
+async def half_ceiling(dut):
+    """With ``half`` set (split-neuron copies) outputs saturate at HALF_MAX."""
+    rng = random.Random(8)
+    for _ in range(1000):
+        case = (rng.randint(-(1 << 16), 1 << 16), rng.randint(-1000, 1000),
+                rng.randint(0, (1 << MULTIPLIER_WIDTH) - 1), rng.randint(0, 20),
+                rng.random() < 0.5, True)
         await check(dut, case)

@@ -6,14 +6,15 @@ import random
 
 import pytest
 
-from golden.numerics import MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
 from hw.requantizer import Requantizer
 from tests.hw.simulation import simulate
 
 MAX_MULTIPLIER = (1 << MULTIPLIER_WIDTH) - 1
 
 
-def check(acc_width, cases):
+def check(acc_width, cases, *, half=(0,)):
+    """Every case under every ``half`` setting against the contract."""
     dut = Requantizer(acc_width=acc_width)
     mismatches = []
 
@@ -24,9 +25,13 @@ def check(acc_width, cases):
             ctx.set(dut.multiplier, multiplier)
             ctx.set(dut.shift, shift)
             ctx.set(dut.relu, relu)
-            expected = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu)
-            if ctx.get(dut.y) != expected:
-                mismatches.append((acc, bias, multiplier, shift, relu, ctx.get(dut.y), expected))
+            for ceiling in half:
+                ctx.set(dut.half, ceiling)
+                expected = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu,
+                                      HALF_MAX if ceiling else INT8_MAX)
+                if ctx.get(dut.y) != expected:
+                    mismatches.append((acc, bias, multiplier, shift, relu, ceiling,
+                                       ctx.get(dut.y), expected))
 
     simulate(dut, testbench, clocked=False)
     assert mismatches == []
@@ -45,7 +50,7 @@ def test_random_operands_match_golden(acc_width):
                rng.randrange(1 << 14, MAX_MULTIPLIER + 1), rng.randrange(16, 41),
                rng.randrange(2))
               for _ in range(1500)]
-    check(acc_width, cases)
+    check(acc_width, cases, half=(0, 1))
 
 
 def test_edge_values_match_golden():
@@ -54,7 +59,7 @@ def test_edge_values_match_golden():
     multipliers = [0, 1, 1 << 15, MAX_MULTIPLIER]
     shifts = [0, 1, 2, 15, 16, 31, 32, 47, 48, 62, MAX_SHIFT]
     cases = list(itertools.product(accs, biases, multipliers, shifts, (0, 1)))
-    check(32, cases)
+    check(32, cases, half=(0, 1))
 
 
 def test_saturation_rounding_and_relu():
@@ -69,6 +74,15 @@ def test_saturation_rounding_and_relu():
     check(32, cases)
     assert [requantize(add_bias(acc, bias), m, s, r) for acc, bias, m, s, r in cases] == \
         [127, -128, 0, 3, -2, -128]
+
+
+def test_half_ceiling_saturates_split_neuron_copies_at_half_max():
+    # 64 and 127 saturate to 63 with the half ceiling; 63, 0 and negatives are unchanged.
+    cases = [(64, 0, 1, 0, 1), (127, 0, 1, 0, 1), (10_000, 0, 1, 0, 0), (63, 0, 1, 0, 1),
+             (127, 0, 1, 1, 1), (-5, 0, 1, 0, 0), (-5, 0, 1, 0, 1)]
+    check(32, cases, half=(1,))
+    assert [requantize(acc, m, s, r, HALF_MAX) for acc, _, m, s, r in cases] == \
+        [63, 63, 63, 63, 63, -5, 0]
 
 
 @pytest.mark.parametrize("acc_width, error", [(15, ValueError), (49, ValueError),
