@@ -1,0 +1,224 @@
+"""cocotb driver of the accelerator (``hw.accelerator``): load a tile, run it, read it.
+
+This is the one place that speaks the accelerator's load / start / done / read protocol;
+the accelerator regressions, the network compiler's ``run-rtl`` and the RTL
+fault-injection campaigns all drive the RTL through it. Its API is stable:
+
+``AcceleratorTB(dut, *, rows, cols, k_depth, width=8, acc_width=32, protect="none")``
+    Wraps the cocotb handle of a generated ``accelerator`` top level built with these
+    parameters. ``AcceleratorTB.from_config(dut, config)`` takes them from a dict (the
+    ``sim.runner`` configuration: keys ``rows``, ``cols``, ``k_depth`` and optional
+    ``width``, ``acc_width``, ``protect``).
+``await tb.start()``
+    Starts the 10 ns clock and applies a two-cycle reset. Call once per simulation.
+``await tb.load(tile)``
+    Writes a :class:`sim.tile.Tile` into the operand buffers and registers (zero-padded
+    to the array; ``2 * K + 4 * cols + 1`` write cycles, plus ``cols + 1`` with
+    protection). Raises ``ValueError`` when the tile does not fit (``m > rows``,
+    ``n > cols``, ``K > k_depth``) or uses protection this build lacks (LCU pairs need
+    ``protect="lcu"``, TMR triples ``protect="tmr"``). The tile stays loaded: ``run`` can
+    be repeated (one fault per run) without loading again.
+``await tb.run(*, on_cycle=None)`` -> int
+    Pulses ``start`` and waits for ``done``; returns the cycles taken, which is always
+    :func:`hw.accelerator.tile_cycles` ``(rows, cols, K) = K + 2*rows + cols + 2`` of the
+    *array* size (not the tile's), e.g. 94 for an 8x8 array and K = 64.
+    ``on_cycle(cycle)`` is awaited at the falling edge before each clock edge of the run,
+    ``cycle`` counting from 0 (the edge that samples ``start``); fault-injection hooks
+    act there (``sim.inject``). Raises ``TimeoutError`` if ``done`` does not rise within
+    ``tile_cycles + 64`` cycles (a fault in the controller can hang it).
+``await tb.read()`` -> numpy.ndarray
+    The int64 ``[m, n]`` protected int8 outputs of the loaded tile's shape (``m``
+    cycles). They equal ``sim.tile.reference(tile, acc_width)[1]`` bit for bit.
+``await tb.run_tile(tile)`` -> numpy.ndarray
+    ``load``, ``run`` and ``read`` in one call.
+``await run_tiles(tb, tiles)`` -> list of numpy.ndarray
+    ``run_tile`` over a sequence of tiles.
+``tb.cycles``
+    Clock cycles simulated since ``start`` (loads, runs and reads included).
+
+Inputs change on falling clock edges and outputs are read on falling edges, which keeps
+the driver free of delta-cycle races on both Icarus and Verilator. :func:`tile_writes`
+is the pure encoding of a tile into load-port writes, shared with the Amaranth tests.
+"""
+
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
+
+from hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
+from hw.protection import encode_group
+from sim.array_tb import pack, unpack
+
+__all__ = ["tile_writes", "AcceleratorTB", "run_tiles"]
+
+#: Cycles ``run`` waits beyond the nominal tile time before giving up.
+TIMEOUT_SLACK = 64
+
+
+def tile_writes(tile, *, rows, cols, k_depth, width=8, protect="none"):
+    """The load-port writes that put ``tile`` into an accelerator.
+
+    Parameters
+    ----------
+    tile : sim.tile.Tile
+        The tile; ``m <= rows``, ``n <= cols``, ``K <= k_depth``.
+    rows, cols, k_depth, width, protect
+        Generation parameters of the accelerator.
+
+    Returns
+    -------
+    list of (int, int, int)
+        ``(wr_sel, wr_addr, wr_data)`` in write order; unused rows and columns of the
+        array get zero operands, zero parameters and no protection.
+
+    Raises
+    ------
+    ValueError
+        If the tile does not fit the array or the buffers, or needs protection the
+        accelerator lacks.
+    """
+    if protect not in PROTECT:
+        raise ValueError(f"Protection must be one of {', '.join(PROTECT)}, not {protect!r}")
+    m, k, n = tile.shape
+    if m > rows or n > cols or k > k_depth:
+        raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {rows}x{cols} "
+                         f"accelerator with k_depth={k_depth}")
+    if len(tile.lcu_pairs) and protect != "lcu":
+        raise ValueError(f"Tile has LCU pairs but the accelerator's protection is {protect!r}")
+    if len(tile.tmr_triples) and protect != "tmr":
+        raise ValueError(f"Tile has TMR triples but the accelerator's protection is "
+                         f"{protect!r}")
+    activations = np.zeros((rows, k), dtype=np.int64)
+    activations[:m] = tile.activations
+    weights = np.zeros((k, cols), dtype=np.int64)
+    weights[:, :n] = tile.weights
+    writes = [(WRITE_SELECT["act"], step, pack(activations[:, step], width))
+              for step in range(k)]
+    writes += [(WRITE_SELECT["wgt"], step, pack(weights[step], width)) for step in range(k)]
+    columns = {name: np.zeros(cols, dtype=np.int64)
+               for name in ("bias", "multiplier", "shift", "relu", "group")}
+    for name in ("bias", "multiplier", "shift", "relu"):
+        columns[name][:n] = getattr(tile, name)
+    for c0, c1 in tile.lcu_pairs:
+        columns["group"][c0] = encode_group(cols, c1)
+        columns["group"][c1] = encode_group(cols, c0)
+    for triple in tile.tmr_triples:
+        for index, column in enumerate(triple):
+            first, second = (int(other) for position, other in enumerate(triple)
+                             if position != index)
+            columns["group"][column] = encode_group(cols, first, second)
+    names = ["bias", "multiplier", "shift", "relu"] + (["group"] if protect != "none" else [])
+    for name in names:
+        writes += [(WRITE_SELECT[name], c, int(columns[name][c]) & 0xFFFFFFFF)
+                   for c in range(cols)]
+    writes.append((WRITE_SELECT["k"], 0, k))
+    if protect == "tmr":
+        writes.append((WRITE_SELECT["word_vote"], 0, int(tile.vote_mode == "word")))
+    return writes
+
+
+class AcceleratorTB:
+    """Drives a generated ``accelerator`` as a cocotb DUT (see the module docstring).
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        Top level with ports ``clk, rst, wr_en, wr_sel, wr_addr, wr_data, start, busy,
+        done, rd_addr, rd_data``.
+    rows, cols, k_depth, width, acc_width : int
+        The generation parameters of the accelerator.
+    protect : {"none", "lcu", "tmr"}
+        Its protection unit.
+
+    Attributes
+    ----------
+    cycles : int
+        Clock cycles simulated since :meth:`start`.
+    tile : sim.tile.Tile or None
+        The tile loaded last.
+    """
+
+    def __init__(self, dut, *, rows, cols, k_depth, width=8, acc_width=32, protect="none"):
+        self.dut = dut
+        self.rows, self.cols, self.k_depth = rows, cols, k_depth
+        self.width, self.acc_width, self.protect = width, acc_width, protect
+        self.cycles = 0
+        self.tile = None
+
+    @classmethod
+    def from_config(cls, dut, config):
+        """Build from a configuration dict (``rows``, ``cols``, ``k_depth``, optional
+        ``width``, ``acc_width``, ``protect``)."""
+        return cls(dut, rows=config["rows"], cols=config["cols"], k_depth=config["k_depth"],
+                   width=config.get("width", 8), acc_width=config.get("acc_width", 32),
+                   protect=config.get("protect", "none"))
+
+    async def start(self):
+        """Start the clock and apply a two-cycle reset with idle inputs."""
+        Clock(self.dut.clk, 10, unit="ns").start()
+        for port in (self.dut.wr_en, self.dut.wr_sel, self.dut.wr_addr, self.dut.wr_data,
+                     self.dut.start, self.dut.rd_addr):
+            port.value = 0
+        self.dut.rst.value = 1
+        await self.tick(2)
+        self.dut.rst.value = 0
+
+    async def tick(self, count=1):
+        """Wait ``count`` clock cycles (to the next falling edge)."""
+        for _ in range(count):
+            await FallingEdge(self.dut.clk)
+        self.cycles += count
+
+    async def write(self, select, address, data):
+        """One load-port write (``wr_sel``, ``wr_addr``, ``wr_data``)."""
+        self.dut.wr_sel.value = select
+        self.dut.wr_addr.value = address
+        self.dut.wr_data.value = data
+        self.dut.wr_en.value = 1
+        await self.tick()
+        self.dut.wr_en.value = 0
+
+    async def load(self, tile):
+        """Write ``tile`` into the buffers and registers (see :func:`tile_writes`)."""
+        writes = tile_writes(tile, rows=self.rows, cols=self.cols, k_depth=self.k_depth,
+                             width=self.width, protect=self.protect)
+        for write in writes:
+            await self.write(*write)
+        self.tile = tile
+
+    async def run(self, *, on_cycle=None):
+        """Run the loaded tile; returns the cycles from ``start`` to ``done``."""
+        if self.tile is None:
+            raise RuntimeError("No tile loaded: call load(tile) before run()")
+        nominal = tile_cycles(self.rows, self.cols, self.tile.shape[1])
+        self.dut.start.value = 1
+        for cycle in range(nominal + TIMEOUT_SLACK):
+            if on_cycle is not None:
+                await on_cycle(cycle)
+            await self.tick()
+            self.dut.start.value = 0
+            if int(self.dut.done.value):
+                return cycle + 1
+        raise TimeoutError(f"done did not rise within {nominal + TIMEOUT_SLACK} cycles")
+
+    async def read(self):
+        """The protected int8 outputs of the loaded tile's shape, int64 ``[m, n]``."""
+        m, _, n = self.tile.shape
+        out = np.zeros((m, n), dtype=np.int64)
+        for row in range(m):
+            self.dut.rd_addr.value = row
+            await self.tick()
+            out[row] = unpack(self.dut.rd_data.value.to_unsigned(), self.cols,
+                              OUTPUT_WIDTH)[:n]
+        return out
+
+    async def run_tile(self, tile):
+        """Load, run and read one tile; returns its outputs."""
+        await self.load(tile)
+        await self.run()
+        return await self.read()
+
+
+async def run_tiles(tb, tiles):
+    """Run every tile of ``tiles`` in turn on ``tb``; returns the list of outputs."""
+    return [await tb.run_tile(tile) for tile in tiles]

@@ -1,0 +1,194 @@
+# amaranth: UnusedElaboratable=no
+"""Accelerator: random tiles through the load / start / done / read protocol against
+sim.tile.reference, in the Amaranth simulator."""
+
+import numpy as np
+import pytest
+
+from hw.accelerator import Accelerator, tile_cycles
+from sim.accelerator_tb import tile_writes
+from sim.array_tb import unpack
+from sim.tile import Tile, reference
+from tests.hw.simulation import simulate
+
+
+def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwise",
+                relu=None):
+    """A tile whose outputs spread over the int8 range (and past HALF_MAX)."""
+    shift = 18 + int(k).bit_length() + rng.integers(-2, 3, n)
+    return Tile(activations=rng.integers(-128, 128, (m, k)),
+                weights=rng.integers(-128, 128, (k, n)),
+                bias=rng.integers(-20000, 20000, n),
+                multiplier=rng.integers(1 << 14, 1 << 16, n), shift=shift,
+                relu=rng.integers(0, 2, n).astype(bool) if relu is None else np.full(n, relu),
+                lcu_pairs=np.array(lcu_pairs).reshape(-1, 2),
+                tmr_triples=np.array(tmr_triples).reshape(-1, 3), vote_mode=vote_mode)
+
+
+class Driver:
+    """The accelerator protocol on an Amaranth simulator context."""
+
+    def __init__(self, ctx, dut):
+        self.ctx, self.dut = ctx, dut
+
+    async def load(self, tile):
+        ctx, dut = self.ctx, self.dut
+        for select, address, value in tile_writes(tile, rows=dut.rows, cols=dut.cols,
+                                                  k_depth=dut.k_depth, width=dut.width,
+                                                  protect=dut.protect):
+            ctx.set(dut.wr_sel, select)
+            ctx.set(dut.wr_addr, address)
+            ctx.set(dut.wr_data, value)
+            ctx.set(dut.wr_en, 1)
+            await ctx.tick()
+        ctx.set(dut.wr_en, 0)
+
+    async def run(self):
+        """Pulse start; return the cycles until done, checking busy on the way."""
+        ctx, dut = self.ctx, self.dut
+        ctx.set(dut.start, 1)
+        cycles = 0
+        while True:
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles += 1
+            if ctx.get(dut.done):
+                assert not ctx.get(dut.busy)
+                return cycles
+            assert ctx.get(dut.busy) and cycles < 10_000
+
+    async def read(self, m, n):
+        ctx, dut = self.ctx, self.dut
+        out = np.zeros((m, n), dtype=np.int64)
+        for row in range(m):
+            ctx.set(dut.rd_addr, row)
+            await ctx.tick()
+            out[row] = unpack(ctx.get(dut.rd_data.as_value()), dut.cols, 8)[:n]
+        return out
+
+
+def run_tiles(dut, tiles, *, reruns=1):
+    """Load each tile and run it ``reruns`` times; returns [(outputs, cycles), ...]."""
+    results = []
+
+    async def testbench(ctx):
+        driver = Driver(ctx, dut)
+        for tile in tiles:
+            await driver.load(tile)
+            for _ in range(reruns):
+                cycles = await driver.run()
+                m, _, n = tile.shape
+                results.append((await driver.read(m, n), cycles))
+
+    simulate(dut, testbench)
+    return results
+
+
+def check(dut, tiles, *, reruns=1):
+    results = run_tiles(dut, tiles, reruns=reruns)
+    for index, tile in enumerate(tiles):
+        expected = reference(tile, dut.acc_width)[1]
+        for outputs, cycles in results[index * reruns:(index + 1) * reruns]:
+            np.testing.assert_array_equal(outputs, expected, err_msg=f"tile {index}")
+            assert cycles == tile_cycles(dut.rows, dut.cols, tile.shape[1])
+
+
+def copy_column(tile, source, target):
+    """``tile`` with column ``target`` computing the same neuron as column ``source``."""
+    fields = {name: np.array(getattr(tile, name)) for name in
+              ("weights", "bias", "multiplier", "shift", "relu")}
+    fields["weights"][:, target] = fields["weights"][:, source]
+    for name in ("bias", "multiplier", "shift", "relu"):
+        fields[name][target] = fields[name][source]
+    return Tile(activations=tile.activations, lcu_pairs=tile.lcu_pairs,
+                tmr_triples=tile.tmr_triples, vote_mode=tile.vote_mode, **fields)
+
+
+def test_unprotected_tiles_full_partial_k1_and_k_depth():
+    rng = np.random.default_rng(1)
+    dut = Accelerator(rows=3, cols=4, k_depth=9)
+    tiles = [random_tile(rng, 3, 9, 4), random_tile(rng, 3, 1, 4),
+             random_tile(rng, 2, 5, 3), random_tile(rng, 1, 9, 1)]
+    check(dut, tiles)
+
+
+def test_extreme_operands_wrap_the_accumulator():
+    dut = Accelerator(rows=2, cols=2, acc_width=16, k_depth=4)
+    tile = Tile(activations=np.full((2, 4), -128), weights=np.full((4, 2), -128),
+                bias=[0, -(1 << 31)], multiplier=[1, (1 << 16) - 1], shift=[0, 63],
+                relu=[False, True])
+    check(dut, [tile])
+
+
+def test_lcu_pairs_saturate_at_half_max_and_merge():
+    rng = np.random.default_rng(2)
+    dut = Accelerator(rows=2, cols=5, protect="lcu", k_depth=6)
+    # Copies whose unsplit value lies in 64..126: the AND alone would clear bit 6 and
+    # return 37, the HALF_MAX ceiling makes both 63 first.
+    ceiling = Tile(activations=[[1], [2]], weights=[[1, 1, 1, 1, 1]],
+                   bias=[100, 40, 7, 100, 70], multiplier=[1] * 5, shift=[0] * 5,
+                   relu=[True] * 5, lcu_pairs=[[0, 3], [4, 1]])
+    np.testing.assert_array_equal(reference(ceiling)[1], [[63, 41, 8, 63, 41],
+                                                          [63, 42, 9, 63, 42]])
+    tiles = [random_tile(rng, 2, 6, 5, lcu_pairs=[[0, 3], [4, 1]], relu=True), ceiling,
+             copy_column(random_tile(rng, 2, 1, 4, lcu_pairs=[[2, 3]], relu=True), 2, 3),
+             random_tile(rng, 1, 4, 5, relu=True)]
+    check(dut, tiles)
+
+
+@pytest.mark.parametrize("vote_mode", ["bitwise", "word"])
+def test_tmr_triples_vote(vote_mode):
+    rng = np.random.default_rng(3)
+    dut = Accelerator(rows=2, cols=4, protect="tmr", k_depth=5)
+    # Three different copies (word mode: 0), and two copies that agree.
+    disagreeing = random_tile(rng, 2, 5, 4, tmr_triples=[[3, 0, 2]], vote_mode=vote_mode)
+    agreeing = copy_column(random_tile(rng, 2, 2, 3, tmr_triples=[[0, 1, 2]],
+                                       vote_mode=vote_mode), 0, 2)
+    y = reference(agreeing)[1]
+    assert (y[:, 0] == y[:, 2]).all() and (y[:, :3] != 0).any()
+    check(dut, [disagreeing, agreeing])
+
+
+def test_rerun_without_reload_gives_the_same_outputs():
+    rng = np.random.default_rng(4)
+    dut = Accelerator(rows=2, cols=3, protect="tmr", k_depth=4)
+    check(dut, [random_tile(rng, 2, 4, 3, tmr_triples=[[0, 1, 2]])], reruns=3)
+
+
+def test_tile_writes_reject_what_the_build_cannot_run():
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="does not fit"):
+        tile_writes(random_tile(rng, 3, 2, 2), rows=2, cols=2, k_depth=4)
+    with pytest.raises(ValueError, match="does not fit"):
+        tile_writes(random_tile(rng, 2, 5, 2), rows=2, cols=2, k_depth=4)
+    with pytest.raises(ValueError, match="LCU pairs"):
+        tile_writes(random_tile(rng, 2, 2, 3, lcu_pairs=[[0, 1]]), rows=2, cols=3,
+                    k_depth=4, protect="tmr")
+    with pytest.raises(ValueError, match="TMR triples"):
+        tile_writes(random_tile(rng, 2, 2, 3, tmr_triples=[[0, 1, 2]]), rows=2, cols=3,
+                    k_depth=4, protect="lcu")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"rows": 0, "cols": 2}, ValueError, "Row count"),
+    ({"rows": 2, "cols": 0}, ValueError, "Column count"),
+    ({"rows": 2.0, "cols": 2}, TypeError, "Row count"),
+    ({"rows": 2, "cols": 2, "k_depth": 0}, ValueError, "k_depth"),
+    ({"rows": 2, "cols": 2, "k_depth": "8"}, TypeError, "k_depth"),
+    ({"rows": 2, "cols": 2, "protect": "ecc"}, ValueError, "Protection"),
+    ({"rows": 2, "cols": 1, "protect": "lcu"}, ValueError, "at least 2"),
+    ({"rows": 2, "cols": 2, "protect": "tmr"}, ValueError, "at least 3"),
+    ({"rows": 2, "cols": 2, "width": 12}, ValueError, "Operand width"),
+    ({"rows": 2, "cols": 2, "acc_width": 64}, ValueError, "Accumulator width"),
+])
+def test_bad_parameters_are_rejected(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Accelerator(**kwargs)
+
+
+def test_parameters_are_read_only():
+    dut = Accelerator(rows=3, cols=4, protect="lcu", k_depth=16, acc_width=24)
+    assert (dut.rows, dut.cols, dut.width, dut.acc_width, dut.protect, dut.k_depth) == \
+        (3, 4, 8, 24, "lcu", 16)
+    with pytest.raises(AttributeError):
+        dut.protect = "tmr"

@@ -1,0 +1,61 @@
+# amaranth: UnusedElaboratable=no
+"""ProtectionUnit: LCU pairs and TMR triples against golden.numerics, any column map."""
+
+import numpy as np
+import pytest
+
+from golden.numerics import lcu, vote_bitwise, vote_word
+from hw.protection import ProtectionUnit, encode_group
+from tests.hw.simulation import simulate
+
+
+def protect(unit, rows, codes, word=0):
+    """The unit's output for each row of ``rows`` with the per-column ``codes``."""
+    outputs = []
+
+    async def testbench(ctx):
+        for c, code in enumerate(codes):
+            ctx.set(unit.group[c].as_value(), code)
+        if unit.scheme == "tmr":
+            ctx.set(unit.vote_word, word)
+        for row in rows:
+            for c, value in enumerate(row):
+                ctx.set(unit.y[c], int(value))
+            outputs.append([ctx.get(unit.out[c]) for c in range(unit.cols)])
+
+    simulate(unit, testbench, clocked=False)
+    return np.array(outputs)
+
+
+def test_lcu_pairs_are_merged_into_both_columns_and_others_pass():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(-128, 128, (200, 5))
+    codes = [encode_group(5, 3), 0, encode_group(5, 4), encode_group(5, 0), encode_group(5, 2)]
+    got = protect(ProtectionUnit(cols=5, scheme="lcu"), rows, codes)
+    expected = rows.copy()
+    for c0, c1 in ((0, 3), (2, 4)):
+        expected[:, c0] = expected[:, c1] = lcu(rows[:, c0], rows[:, c1])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("word, vote", [(0, vote_bitwise), (1, vote_word)])
+def test_tmr_triples_are_voted_into_all_three_columns(word, vote):
+    rng = np.random.default_rng(1)
+    rows = rng.integers(-128, 128, (200, 4))
+    rows[:100, 3] = rows[:100, 1]        # two copies agree on half of the rows
+    codes = [0, encode_group(4, 2, 3), encode_group(4, 1, 3), encode_group(4, 1, 2)]
+    got = protect(ProtectionUnit(cols=4, scheme="tmr"), rows, codes, word)
+    expected = rows.copy()
+    expected[:, 1] = expected[:, 2] = expected[:, 3] = vote(rows[:, 1], rows[:, 2], rows[:, 3])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"cols": 1, "scheme": "lcu"}, ValueError, "at least 2"),
+    ({"cols": 2, "scheme": "tmr"}, ValueError, "at least 3"),
+    ({"cols": 4, "scheme": "none"}, ValueError, "scheme"),
+    ({"cols": "4", "scheme": "lcu"}, TypeError, "Column count"),
+])
+def test_bad_parameters_are_rejected(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ProtectionUnit(**kwargs)
