@@ -53,7 +53,7 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
 
     from golden.campaign import file_sha256
     from golden.harden import cost, harden as build, select_bottom, select_top, to_channels
-    from golden.hardened import is_hardened, lcu_range_violations, save_hardened
+    from golden.hardened import is_hardened, save_hardened
     from golden.quantize import quantize_checkpoint
     from golden.ranking import load_critical
 
@@ -83,8 +83,6 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
         x = data.x_test
         pred_before, acc_before = _accuracy(net, x, data.y_test)
         pred_after, acc_after = _accuracy(hardened, x, data.y_test)
-        violations = (lcu_range_violations(hardened, net.quantize_input(x))
-                      if scheme == "lcu" else 0)
         per_layer = {layer.name: {"protected": sorted(c for n, c in protect if n == layer.name),
                                   "pruned": sorted(c for n, c in prune if n == layer.name)}
                      for layer in net.layers}
@@ -104,8 +102,7 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
               "output": str(output), "layers": per_layer, "before": before, "after": after,
               "images": len(x), "int8_accuracy_before": acc_before,
               "int8_accuracy_after": acc_after,
-              "changed_predictions": int((pred_before != pred_after).sum()),
-              "lcu_range_violations": violations}
+              "changed_predictions": int((pred_before != pred_after).sum())}
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -115,5 +112,4 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
         click.echo(f"  {key}: {before[key]} -> {after[key]} "
                    f"({100 * (after[key] / before[key] - 1):+.2f} %)")
     click.echo(f"  int8 accuracy: {100 * acc_before:.2f} % -> {100 * acc_after:.2f} % "
-               f"({report['changed_predictions']} of {len(x)} predictions changed"
-               + (f", {violations} LCU range violations" if scheme == "lcu" else "") + ")")
+               f"({report['changed_predictions']} of {len(x)} predictions changed)")

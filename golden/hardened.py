@@ -9,7 +9,8 @@ Execution, per layer ``i`` (exactly what the accelerator does):
 
 1. ``acc, y = layer_step(i, x)`` computes every channel, copies included, with the shared
    numeric contract: copies have the original int8 weights and int32 bias; LCU copies
-   (the halves of a split neuron) have the shift ``s + 1``, TMR copies the shift ``s``.
+   (the halves of a split neuron) have the shift ``s + 1`` and saturate at
+   :data:`~golden.numerics.HALF_MAX` (``saturation(i)``), TMR copies the shift ``s``.
 2. ``correct(i, y)`` runs the protection unit on the raw outputs, after any fault: each
    LCU pair ``(a, b)`` becomes ``numerics.lcu(a, b)`` written back to *both* halves;
    each TMR triple is reduced by ``numerics.vote_bitwise`` or ``numerics.vote_word``
@@ -24,21 +25,20 @@ split neuron therefore feeds ``w * v + w * v = w * 2v`` where ``v`` is the corre
 Fault-free, ``v = round(x / 2)`` of the original output ``x`` (round half up through
 the shift ``s + 1``): ``2v == x`` when ``x`` is even and ``2v == x +- 1`` when it is odd,
 which is the rounding that can move the split network's predictions (reported by
-``neuroharden harden``). The LCU is only correct while a fault-free half lies in
-``[0, 63]``: a half of 64 or more (an original neuron at or above saturation,
-pre-saturation value >= 127) loses bit 6 in the LCU even without a fault;
-:func:`lcu_range_violations` counts such values. The same holds under faults *upstream*
-of a split neuron: both halves move together, and where the original output would
-saturate at 127 the LCU turns a half of ``64 + r`` into ``r``, so a split layer can make
-faults in earlier, unprotected layers more critical (measured on LeNet-5).
+``neuroharden harden``). A half saturates at 63 (``numerics.lcu``'s Notes): every
+fault-free half has bit 6 clear, so the LCU is the identity without faults, and an
+original output of 127 becomes ``2 * 63 = 126``. A fault *upstream* of a split neuron
+moves both halves together; past 63 they saturate, as the original output would at 127,
+instead of losing bit 6 in the LCU's reset.
 
 Pruned channels (paper 000) are removed: their filter, bias and the next layer's input
 column are deleted, which is exactly an output forced to 0 (a 0 input contributes
 nothing) at no cost.
 
-The fault-injection engine calls ``correct`` after applying a fault to any channel, copy
-or not (:mod:`golden.injection`, correction hook), so a campaign on a hardened network
-measures the protection.
+The fault-injection engines requantize every faulty value with ``saturation(i)`` and
+call ``correct`` after applying a fault to any channel, copy or not
+(:mod:`golden.injection`, saturation and correction hooks), so a campaign on a hardened
+network measures the protection.
 
 File format (``HARDENED.pt``)
 -----------------------------
@@ -63,11 +63,10 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from golden.intmodel import IntLayer, IntNet
-from golden.numerics import WIDTH, lcu, vote_bitwise, vote_word
+from golden.numerics import HALF_MAX, INT8_MAX, lcu, vote_bitwise, vote_word
 
 __all__ = ["HARDENED_FORMAT", "VOTERS", "LayerProtection", "HardenedNet", "is_hardened",
-           "save_hardened", "load_hardened", "load_hardened_checkpoint",
-           "lcu_range_violations"]
+           "save_hardened", "load_hardened", "load_hardened_checkpoint"]
 
 #: ``format`` field of a hardened network file.
 HARDENED_FORMAT = "neuroharden-hardened-1"
@@ -76,8 +75,6 @@ VOTERS = {"bitwise": vote_bitwise, "word": vote_word}
 
 _PROTECTION_FIELDS = ("source", "lcu", "tmr", "read", "pruned")
 _LAYER_FIELDS = tuple(f.name for f in fields(IntLayer))
-#: Largest fault-free half the LCU passes unchanged (bit ``WIDTH - 2`` is reset).
-_LCU_MAX = (1 << (WIDTH - 2)) - 1
 
 
 def _index(values, *shape):
@@ -102,6 +99,10 @@ class LayerProtection:
         in order.
     pruned : torch.Tensor
         int64 ``[Q]``: original channels removed.
+    high : torch.Tensor
+        int64 ``[O']``, derived: the saturation ceiling of each channel,
+        :data:`~golden.numerics.HALF_MAX` on the halves of a split neuron, else
+        :data:`~golden.numerics.INT8_MAX`.
     """
 
     source: torch.Tensor
@@ -113,6 +114,8 @@ class LayerProtection:
     def __post_init__(self):
         if self.read is None:
             self.read = torch.arange(len(self.source))
+        self.high = torch.full((len(self.source),), INT8_MAX, dtype=torch.int64)
+        self.high[self.lcu.reshape(-1)] = HALF_MAX
         # An untouched layer skips the correction entirely (the common case).
         self.identity = (not self.lcu.numel() and not self.tmr.numel()
                          and len(self.read) == len(self.source)
@@ -141,6 +144,25 @@ class HardenedNet(IntNet):
     protection: list = None
     scheme: str = "tmr"
     voter: str = "bitwise"
+
+    def saturation(self, i):
+        """Per-channel saturation ceilings ``[O']`` of layer ``i`` (``LayerProtection.high``).
+
+        The injection engines requantize every faulty value of layer ``i`` with these
+        ceilings (:mod:`golden.injection`, saturation hook).
+        """
+        return self.protection[i].high
+
+    def layer_step(self, i, x):
+        """:meth:`golden.intmodel.IntNet.layer_step` with the halves of split neurons
+        saturated at :data:`~golden.numerics.HALF_MAX`."""
+        acc, y = super().layer_step(i, x)
+        p = self.protection[i]
+        if p.lcu.numel():
+            # requantize(..., high) == min(requantize(...), high): the ceiling is above
+            # the ReLU floor (harden refuses the LCU on a layer without ReLU).
+            y = torch.minimum(y, p.high.view(1, -1, *([1] * (y.dim() - 2))))
+        return acc, y
 
     def correct(self, i, y):
         """Protection unit of layer ``i``: raw outputs (copies included) -> next input.
@@ -184,30 +206,6 @@ class HardenedNet(IntNet):
                 records.append((acc, y))
             x = self.next_input(i, self.correct(i, y))
         return (x, records) if record else x
-
-
-def lcu_range_violations(net, x_int, batch=500):
-    """Fault-free LCU halves outside ``[0, 63]`` (corrupted by the LCU's bit-6 reset).
-
-    Parameters
-    ----------
-    net : HardenedNet
-    x_int : torch.Tensor
-        int8 input images (int64).
-
-    Returns
-    -------
-    int
-        Number of (image, split neuron) values whose fault-free half exceeds 63.
-    """
-    count = 0
-    with torch.no_grad():
-        for a in range(0, len(x_int), batch):
-            _, records = net.forward(x_int[a:a + batch], record=True)
-            for p, (_, y) in zip(net.protection, records):
-                if p.lcu.numel():
-                    count += int((y[:, p.lcu[:, 0]] > _LCU_MAX).sum())
-    return count
 
 
 def _to_plain(value):

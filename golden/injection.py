@@ -36,6 +36,13 @@ With a hook present the engine materialises the faulty layer's full output for e
 and still prunes rows in step 4. The naive engine (:func:`naive_logits`) calls the same
 hook, so the two engines agree on hardened networks too.
 
+Saturation hook: a network may define ``saturation(i) -> int64 [O]``, the ceiling at
+which each output channel of layer ``i`` saturates (a hardened network's split copies
+saturate at :data:`golden.numerics.HALF_MAX`); both engines then requantize every value
+of layer ``i`` they compute with ``requantize(..., high=saturation(i))``, as its
+``layer_step`` does. Without it every channel saturates at
+:data:`golden.numerics.INT8_MAX`.
+
 Outcome classes (:func:`classify`)
 ----------------------------------
 Per (fault, image), with ``Y`` the fault-free int8 logits and ``Y~`` the faulty ones:
@@ -67,7 +74,7 @@ import torch
 import torch.nn.functional as F
 
 from golden.faults import apply_fault_value
-from golden.numerics import ACC_WIDTH, WIDTH, requantize, wrap
+from golden.numerics import ACC_WIDTH, INT8_MAX, WIDTH, requantize, wrap
 
 __all__ = ["InjectionEngine", "naive_logits", "classify", "TOLERANCE", "OUTCOMES"]
 
@@ -83,9 +90,18 @@ def _channel(layer, t, ndim):
     return t.view(1, -1, *([1] * (ndim - 2)))
 
 
-def _requantize_layer(layer, acc):
+def _ceiling(net, i):
+    """Per-channel saturation ceilings of layer ``i`` (the saturation hook), int64 [O]."""
+    hook = getattr(net, "saturation", None)
+    if hook is not None:
+        return hook(i)
+    return torch.full((net.layers[i].weight.shape[0],), INT8_MAX, dtype=torch.int64)
+
+
+def _requantize_layer(layer, acc, high):
     return requantize(acc, _channel(layer, layer.multiplier, acc.dim()),
-                      _channel(layer, layer.shift, acc.dim()), layer.relu)
+                      _channel(layer, layer.shift, acc.dim()), layer.relu,
+                      _channel(layer, high, acc.dim()))
 
 
 def _apply_many(values, faults, width):
@@ -124,6 +140,7 @@ class InjectionEngine:
         self.labels = labels
         self.max_elements = max_elements
         self.correct_hook = getattr(net, "correct", None)
+        self.high = [_ceiling(net, i) for i in range(len(net.layers))]
         self.batch = x.shape[0]
         self.inputs, self.accs, self.ys = [], [], []
         with torch.no_grad():
@@ -203,6 +220,7 @@ class InjectionEngine:
             r = ((1 << layer.shift) >> 1).double().view(shape)
             inv = torch.pow(2.0, -layer.shift.double()).view(shape)
             low = 0.0 if layer.relu else -128.0
+            high = self.high[k].double().view(shape)
             wt = None if conv else w.T.contiguous()
 
             def step(x):
@@ -210,7 +228,8 @@ class InjectionEngine:
                     z = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
                 else:
                     z = x.flatten(1) @ wt
-                y = torch.floor(((z + b) * m + r) * inv).clamp_(low, 127.0)
+                y = torch.floor(((z + b) * m + r) * inv).clamp_(min=low)
+                y = torch.minimum(y, high, out=y)
                 if layer.pool:
                     y = F.max_pool2d(y, layer.pool)
                 return y.flatten(1) if layer.flatten else y
@@ -243,7 +262,8 @@ class InjectionEngine:
         per = max(1, layer.neurons // layer.weight.shape[0])
         channel = idx // per
         return requantize(acc, layer.multiplier[channel].view(1, -1),
-                          layer.shift[channel].view(1, -1), layer.relu)
+                          layer.shift[channel].view(1, -1), layer.relu,
+                          self.high[i][channel].view(1, -1))
 
     def _neuron_faults_dense(self, i, faults, slots, out):
         values = self._neuron_values(i, faults)                      # [B, Fc]
@@ -335,7 +355,7 @@ class InjectionEngine:
             else:
                 acc = self._conv_delta(nxt, acc, q_c[sl], q_h[sl], q_w[sl], d)
             acc = wrap(acc, ACC_WIDTH)
-            y_rows = _requantize_layer(nxt, acc)
+            y_rows = _requantize_layer(nxt, acc, self.high[j])
             if j == last:
                 out[rows[:, 0], rows[:, 1]] = y_rows
             else:
@@ -395,7 +415,7 @@ class InjectionEngine:
             Hn, Wn = Ho // k, Wo // k
         else:
             Hn, Wn = Ho, Wo
-        y = _requantize_layer(layer, win.to(torch.int64))                  # [R, O, ph, pw]
+        y = _requantize_layer(layer, win.to(torch.int64), self.high[j])    # [R, O, ph, pw]
         ph, pw = y.shape[2], y.shape[3]
         ch = (bh // step).view(-1, 1, 1) + torch.arange(ph).view(1, -1, 1)
         cw = (bw // step).view(-1, 1, 1) + torch.arange(pw).view(1, 1, -1)
@@ -494,7 +514,8 @@ class InjectionEngine:
                     dz = x.flatten(1)[:, pos[1]] * dw
                 acc_o = wrap(self.accs[i][:, o] + dz, ACC_WIDTH)
                 y_rows[n * B:(n + 1) * B, o] = requantize(
-                    acc_o, layer.multiplier[o], layer.shift[o], layer.relu)
+                    acc_o, layer.multiplier[o], layer.shift[o], layer.relu,
+                    int(self.high[i][o]))
             self._dense_from_output(i, y_rows, self._rows(slots[start:start + per_fault]),
                                     out)
 
@@ -627,7 +648,7 @@ def naive_logits(net, x, fault):
                     acc = acc.clone()
                     a = acc.view(B, -1)
                     a[:, fault.index] = apply_fault_value(a[:, fault.index], fault)
-                    y = _requantize_layer(work.layers[k], acc)
+                    y = _requantize_layer(work.layers[k], acc, _ceiling(work, k))
                 else:
                     y = y.clone()
                     v = y.view(B, -1)

@@ -5,10 +5,9 @@ import torch
 
 from golden.faults import Fault
 from golden.harden import harden
-from golden.hardened import (HardenedNet, is_hardened, lcu_range_violations, load_hardened,
-                             save_hardened)
+from golden.hardened import HardenedNet, is_hardened, load_hardened, save_hardened
 from golden.injection import InjectionEngine, naive_logits
-from golden.numerics import lcu, vote_bitwise
+from golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
 from tests.golden.fi_nets import random_net
 
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
@@ -156,9 +155,52 @@ def test_load_recognises_foreign_files(tmp_path, lenet5_model):
         load_hardened(tmp_path / "missing.pt")
 
 
-def test_lcu_range_violations_counts_halves_above_63():
-    net, x = random_net(seed=2)
-    hardened = harden(net, "lcu", [("fc1", c) for c in range(12)])
-    _, rec = hardened.forward(x, record=True)
-    halves = rec[2][1][:, hardened.protection[2].lcu[:, 0]]
-    assert lcu_range_violations(hardened, x, batch=5) == int((halves > 63).sum())
+def test_split_halves_saturate_at_half_max_and_pass_the_lcu_unchanged():
+    net, x = random_net(seed=11)
+    hardened = harden(net, "lcu", [("conv1", c) for c in range(3)] + [("fc1", 0)])
+    _, records = hardened.forward(x, record=True)
+    unsaturated = 0
+    for layer, p, (acc, y) in zip(hardened.layers, hardened.protection, records):
+        if not p.lcu.numel():
+            continue
+        shape = (1, -1) + (1,) * (acc.dim() - 2)
+        raw = requantize(acc, layer.multiplier.view(shape), layer.shift.view(shape), True)
+        halves = p.lcu.reshape(-1)
+        unsaturated += int((raw[:, halves] > HALF_MAX).sum())
+        assert torch.equal(y[:, halves], raw[:, halves].clamp(max=HALF_MAX))
+        assert torch.equal(lcu(y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]]), y[:, p.lcu[:, 0]])
+    assert unsaturated > 20  # the ceiling is reached on this network
+    # An input far above the usual range (an upstream fault) saturates both halves.
+    _, big = hardened.layer_step(0, x * 4)
+    assert int(big[:, :2].max()) == HALF_MAX
+
+
+def _campaign_on_protected_neurons(scheme, seed):
+    """Paper 004 critical faults of every single-bit output flip of the PROTECT
+    neurons, unprotected and in every copy of the hardened network (count, faults)."""
+    net, x = random_net(seed=seed)
+    labels = net.predict(x)
+    hardened = harden(net, scheme, PROTECT)
+    names = [layer.name for layer in net.layers]
+    plain, protected = [], []
+    for name, c in PROTECT:
+        i = names.index(name)
+        per = net.layers[i].neurons // net.layers[i].weight.shape[0]
+        copies = (hardened.protection[i].source == c).nonzero().flatten().tolist()
+        for pixel in range(per):
+            for bit in range(8):
+                plain.append(Fault(name, "output", c * per + pixel, (bit,)))
+                protected += [Fault(name, "output", k * per + pixel, (bit,)) for k in copies]
+    critical = []
+    for model, faults in ((net, plain), (hardened, protected)):
+        results = InjectionEngine(model, x, labels).evaluate(faults)
+        critical.append((sum(r["critical"] for r in results), len(faults)))
+    return critical
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_lcu_reduces_critical_faults_of_the_protected_neurons(seed):
+    (before, n_before), (after, n_after) = _campaign_on_protected_neurons("lcu", seed)
+    assert n_after == 2 * n_before
+    # Only 1 -> 0 flips of a half get through the LCU: at least half the rate goes.
+    assert before > 100 and after / n_after < 0.5 * before / n_before
