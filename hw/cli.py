@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from hw.accelerator import PROTECT
 from hw.verilog import KINDS, generate as generate_verilog
 
 __all__ = ["generate"]
 
-_KIND_HELP = "\n".join(f"  {kind:10s} {text}" for kind, text in KINDS.items())
+_KIND_HELP = "\n".join(f"  {kind:11s} {text}" for kind, text in KINDS.items())
 
 
 @click.command(help=f"""Generate the Verilog of a hardware block KIND into FILE.
@@ -25,9 +26,10 @@ atomically: it either holds the complete Verilog or is left untouched.""")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Verilog file to write (parent directories are created).")
 @click.option("--rows", default=4, show_default=True, type=int,
-              help="Array rows, i.e. output rows of a tile (array, tmr-array).")
+              help="Array rows, i.e. output rows of a tile (array, tmr-array, accelerator).")
 @click.option("--cols", default=4, show_default=True, type=int,
-              help="Array columns, i.e. output columns of a tile (array, tmr-array).")
+              help="Array columns, i.e. output columns of a tile (array, tmr-array, "
+                   "accelerator).")
 @click.option("--width", default=8, show_default=True, type=int,
               help="Operand width in bits: 8 or 16 for PEs and arrays (all but requant).")
 @click.option("--acc-width", default=32, show_default=True, type=int,
@@ -35,10 +37,16 @@ atomically: it either holds the complete Verilog or is left untouched.""")
 @click.option("--mode", default="bitwise", show_default=True,
               type=click.Choice(["bitwise", "word"]),
               help="Voter mode: bitwise majority, or the word two copies agree on (voter).")
-def generate(kind, output, rows, cols, width, acc_width, mode):
+@click.option("--protect", default="none", show_default=True,
+              type=click.Choice(list(PROTECT)),
+              help="Protection unit: none, LCU pairs or TMR triples (accelerator).")
+@click.option("--k-depth", default=256, show_default=True, type=int,
+              help="Operand-buffer depth, i.e. the largest K of a tile (accelerator).")
+def generate(kind, output, rows, cols, width, acc_width, mode, protect, k_depth):
     try:
         text = generate_verilog(kind, rows=rows, cols=cols, width=width,
-                                acc_width=acc_width, mode=mode)
+                                acc_width=acc_width, mode=mode, protect=protect,
+                                k_depth=k_depth)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from error
     path = Path(output)

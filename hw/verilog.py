@@ -7,6 +7,7 @@ here whose parameters turn out invalid: the error raised is the report.)
 
 from amaranth.back import verilog
 
+from hw.accelerator import Accelerator
 from hw.lcu import LCU
 from hw.pe import PE
 from hw.requantizer import Requantizer
@@ -26,10 +27,13 @@ KINDS = {
     "tmr-pe": "a processing element triplicated with voted outputs (--width, --acc-width)",
     "tmr-array": "a whole systolic array triplicated with voted outputs "
                  "(--rows, --cols, --width, --acc-width)",
+    "accelerator": "operand buffers, array, requantizers, protection unit, output buffer and "
+                   "controller (--rows, --cols, --width, --acc-width, --protect, --k-depth)",
 }
 
 
-def build(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise"):
+def build(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise", protect="none",
+          k_depth=256):
     """Build the Amaranth component of a block kind.
 
     Parameters are those of :func:`generate`; each kind uses only the ones it needs.
@@ -55,10 +59,14 @@ def build(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise"):
         return MajorityVoter(width=width, mode=mode)
     if kind == "tmr-pe":
         return TMR(lambda: PE(width=width, acc_width=acc_width))
+    if kind == "accelerator":
+        return Accelerator(rows=rows, cols=cols, width=width, acc_width=acc_width,
+                           protect=protect, k_depth=k_depth)
     return TMR(lambda: SystolicArray(rows=rows, cols=cols, width=width, acc_width=acc_width))
 
 
-def generate(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise"):
+def generate(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise", protect="none",
+             k_depth=256):
     """Generate the Verilog of one block.
 
     Parameters
@@ -66,13 +74,17 @@ def generate(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise"):
     kind : str
         One of :data:`KINDS`.
     rows, cols : int
-        Array size (``array``, ``tmr-array``).
+        Array size (``array``, ``tmr-array``, ``accelerator``).
     width : int
-        Operand width (``pe``, ``array``, ``lcu``, ``voter``, ``tmr-*``).
+        Operand width (``pe``, ``array``, ``lcu``, ``voter``, ``tmr-*``, ``accelerator``).
     acc_width : int
-        Accumulator width (``pe``, ``array``, ``requant``, ``tmr-*``).
+        Accumulator width (``pe``, ``array``, ``requant``, ``tmr-*``, ``accelerator``).
     mode : {"bitwise", "word"}
         Voting mode (``voter``).
+    protect : {"none", "lcu", "tmr"}
+        Protection unit (``accelerator``).
+    k_depth : int
+        Operand-buffer depth, the largest K of a tile (``accelerator``).
 
     Returns
     -------
@@ -86,6 +98,7 @@ def generate(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise"):
     ValueError, TypeError
         For an unknown kind or invalid parameters.
     """
-    component = build(kind, rows=rows, cols=cols, width=width, acc_width=acc_width, mode=mode)
+    component = build(kind, rows=rows, cols=cols, width=width, acc_width=acc_width, mode=mode,
+                      protect=protect, k_depth=k_depth)
     return verilog.convert(component, name=kind.replace("-", "_"), emit_src=False,
                            strip_internal_attrs=True)

@@ -36,6 +36,26 @@ def test_fault_site_names_survive_in_the_verilog():
         assert len(re.findall(rf"^\s*reg \[{width}:0\] {name} = ", tmr, flags=re.MULTILINE)) == 3
 
 
+@pytest.mark.parametrize("protect", ["none", "lcu", "tmr"])
+def test_accelerator_is_deterministic_and_keeps_its_fault_site_names(protect):
+    text = generate("accelerator", rows=2, cols=3, protect=protect, k_depth=8)
+    assert generate("accelerator", rows=2, cols=3, protect=protect, k_depth=8) == text
+    modules = module_names(text)
+    assert modules[0] == "accelerator"
+    for module in ["array", "array.pe_1_2", "requant_0", "requant_2"]:
+        assert f"\\accelerator.{module}" in modules
+    assert ("\\accelerator.protect" in modules) == (protect != "none")
+    registers = ["y_2", "bias_2", "multiplier_2", "shift_2", "relu_2", "k_len", "state",
+                 "step", "out_row", "done_reg"]
+    registers += {"none": [], "lcu": ["group_2"], "tmr": ["group_2", "word_vote"]}[protect]
+    for name in registers:
+        assert re.search(rf"^\s*reg (\[\d+:0\] )?{name} = ", text, flags=re.MULTILINE), name
+    for name, words in [("act_buf", 8), ("wgt_buf", 8), ("out_buf", 2)]:
+        assert re.search(rf"^\s*reg \[\d+:0\] {name} \[{words - 1}:0\];", text,
+                         flags=re.MULTILINE), name
+    assert generate("accelerator", rows=2, cols=3, protect=protect, k_depth=9) != text
+
+
 @pytest.mark.parametrize("kind, kwargs, match", [
     ("fpga", {}, "Block kind"),
     ("array", {"rows": 0}, "Row count"),
@@ -44,6 +64,9 @@ def test_fault_site_names_survive_in_the_verilog():
     ("tmr-pe", {"acc_width": 8}, "Accumulator width"),
     ("requant", {"acc_width": 64}, "Accumulator width"),
     ("voter", {"mode": "maybe"}, "mode"),
+    ("accelerator", {"protect": "ecc"}, "Protection"),
+    ("accelerator", {"cols": 2, "protect": "tmr"}, "at least 3"),
+    ("accelerator", {"k_depth": 0}, "k_depth"),
 ])
 def test_bad_parameters_raise_value_error(kind, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -59,10 +82,20 @@ def test_cli_writes_the_file_atomically(tmp_path):
     assert [path.name for path in output.parent.iterdir()] == ["array.v"]
 
 
+def test_cli_generates_the_accelerator(tmp_path):
+    output = tmp_path / "accelerator.v"
+    result = CliRunner().invoke(main, ["generate", "accelerator", "-o", str(output), "--rows",
+                                       "2", "--cols", "3", "--protect", "tmr", "--k-depth", "8"])
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == generate("accelerator", rows=2, cols=3, protect="tmr",
+                                          k_depth=8)
+
+
 def test_cli_help_explains_kinds_and_options():
     result = CliRunner().invoke(main, ["generate", "--help"])
     assert result.exit_code == 0
-    for word in [*KINDS, "--rows", "--cols", "--width", "--acc-width", "--mode"]:
+    for word in [*KINDS, "--rows", "--cols", "--width", "--acc-width", "--mode", "--protect",
+                 "--k-depth"]:
         assert word in result.output
 
 
@@ -72,6 +105,9 @@ def test_cli_help_explains_kinds_and_options():
     ["pe", "--width", "12"],
     ["voter", "--mode", "maybe"],
     ["requant", "--acc-width", "abc"],
+    ["accelerator", "--protect", "ecc"],
+    ["accelerator", "--protect", "tmr", "--cols", "2"],
+    ["accelerator", "--k-depth", "0"],
 ])
 def test_cli_bad_input_exits_with_status_2_and_writes_nothing(tmp_path, arguments):
     output = tmp_path / "out.v"
