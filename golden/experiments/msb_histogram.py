@@ -525,6 +525,8 @@ def _run(model_path, arch, train_epochs, optimized_path, epochs, iterations,
 
 def _markdown(model, bit, images, runs, networks, worst, layers, edges, counts, bers,
               ber_means, ber_reductions, mean_ber, report):
+    from golden.optimize import BOTTLENECK_RATIO
+
     text = [f"# Paper 002 on {model}: bit-flip failure rates before and after feature "
             f"optimization\n\n",
             f"Failure rate: share of the originally correct test images (of {images}) that "
@@ -547,8 +549,8 @@ def _markdown(model, bit, images, runs, networks, worst, layers, edges, counts, 
                         for n, s in networks.items()]))
     text.append(f"\nWorst-case reduction: {_share(worst)} (paper 002: "
                 f"{PAPER['worst_case_reduction']}).\n")
-    text.append("\n## Per layer (bottleneck: fewer than 10 % of the largest layer's "
-                "neurons)\n\n")
+    text.append(f"\n## Per layer (bottleneck: fewer than {100 * BOTTLENECK_RATIO:g} % of the "
+                f"largest layer's neurons)\n\n")
     text.append(_table(("layer", "neurons", "bottleneck", "baseline mean", "baseline worst",
                         "optimized mean", "optimized worst"),
                        [(r["layer"], r["neurons"], "yes" if r["bottleneck"] else "no",
