@@ -103,6 +103,10 @@ class LayerProtection:
         int64 ``[O']``, derived: the saturation ceiling of each channel,
         :data:`~golden.numerics.HALF_MAX` on the halves of a split neuron, else
         :data:`~golden.numerics.INT8_MAX`.
+    reach : torch.Tensor
+        int64 ``[O', 2]``, derived: the positions in ``read`` whose corrected value a
+        change of each channel can alter, ``-1`` padded (both halves of a pair, the voted
+        copy of a triple, the channel itself).
     """
 
     source: torch.Tensor
@@ -116,6 +120,15 @@ class LayerProtection:
             self.read = torch.arange(len(self.source))
         self.high = torch.full((len(self.source),), INT8_MAX, dtype=torch.int64)
         self.high[self.lcu.reshape(-1)] = HALF_MAX
+        where = torch.full((len(self.source),), -1, dtype=torch.int64)
+        where[self.read] = torch.arange(len(self.read))
+        self.reach = torch.stack([where, torch.full_like(where, -1)], 1)
+        pair = torch.stack([where[self.lcu[:, 0]], where[self.lcu[:, 1]]], 1)
+        self.reach[self.lcu[:, 0]] = pair
+        self.reach[self.lcu[:, 1]] = pair
+        for k in range(3):
+            self.reach[self.tmr[:, k], 0] = where[self.tmr[:, 0]]
+            self.reach[self.tmr[:, k], 1] = -1
         # An untouched layer skips the correction entirely (the common case).
         self.identity = (not self.lcu.numel() and not self.tmr.numel()
                          and len(self.read) == len(self.source)
@@ -152,6 +165,19 @@ class HardenedNet(IntNet):
         ceilings (:mod:`golden.injection`, saturation hook).
         """
         return self.protection[i].high
+
+    def reach(self, i):
+        """Which corrected channels each raw channel of layer ``i`` can change.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``LayerProtection.reach`` (int64 ``[O', 2]``), or ``None`` where ``correct`` is
+            the identity. The injection engine recomputes only these corrected values
+            after a neuron fault (:mod:`golden.injection`, correction hook).
+        """
+        p = self.protection[i]
+        return None if p.identity else p.reach
 
     def layer_step(self, i, x):
         """:meth:`golden.intmodel.IntNet.layer_step` with the halves of split neurons

@@ -29,12 +29,17 @@ computed *and the fault applied to it*, the engine calls ``net.correct(i, y)`` i
 network defines it, and feeds ``net.next_input(i, corrected)`` to layer ``i + 1``. A
 hardened network (split copies merged by the LCU, triplicated copies reduced by a voter)
 implements ``correct(i, y) -> y'`` mapping the raw neuron outputs of layer ``i``
-(replicas included, ``[rows, ...]``) to what its ``next_input`` consumes; its own
-``forward`` must call the same hook, so fault-free and faulty runs correct identically.
-With a hook present the engine materialises the faulty layer's full output for each row
-(step 3's single-element shortcut is skipped, since a correction may combine neurons)
-and still prunes rows in step 4. The naive engine (:func:`naive_logits`) calls the same
-hook, so the two engines agree on hardened networks too.
+(replicas included, ``[rows, O', ...]``) to the channels its ``next_input`` consumes;
+its own ``forward`` must call the same hook, so fault-free and faulty runs correct
+identically. The correction must be local: it combines channels at the same position
+only, and a network with ``correct`` also defines ``reach(i)``, ``None`` where
+``correct(i, ·)`` is the identity, else int64 ``[O', G]``: the corrected channels
+(``-1`` padded) a change of each raw channel can alter (a pair for the LCU, the voted
+copy for a triple). Step 3 then stays sparse: the engine applies ``correct`` to the
+faulty position's raw channels only (``[rows, O']``), takes the ``G`` corrected values
+the faulty channel reaches, maps each through max-pooling and updates the next layer
+with their ``G`` deltas. The naive engine (:func:`naive_logits`) calls the same hook on
+whole layers, so the two engines agree on hardened networks too.
 
 Saturation hook: a network may define ``saturation(i) -> int64 [O]``, the ceiling at
 which each output channel of layer ``i`` saturates (a hardened network's split copies
@@ -140,17 +145,22 @@ class InjectionEngine:
         self.labels = labels
         self.max_elements = max_elements
         self.correct_hook = getattr(net, "correct", None)
-        self.high = [_ceiling(net, i) for i in range(len(net.layers))]
+        if self.correct_hook is not None and not hasattr(net, "reach"):
+            raise TypeError("a network with a correct hook must define reach(i)")
+        layers = range(len(net.layers))
+        self.reach = [net.reach(i) if self.correct_hook is not None else None for i in layers]
+        self.high = [_ceiling(net, i) for i in layers]
         self.batch = x.shape[0]
-        self.inputs, self.accs, self.ys = [], [], []
+        self.inputs, self.accs, self.ys, self.corrected = [], [], [], []
         with torch.no_grad():
             h = x
-            for i in range(len(net.layers)):
+            for i in layers:
                 acc, y = net.layer_step(i, h)
                 self.inputs.append(h)
                 self.accs.append(acc)
                 self.ys.append(y)
-                h = net.next_input(i, self._correct(i, y))
+                self.corrected.append(self._correct(i, y))
+                h = net.next_input(i, self.corrected[-1])
         self.logits = h
         self._patch_cache = {}
         self._float_steps = {}
@@ -160,7 +170,7 @@ class InjectionEngine:
     # -- helpers --------------------------------------------------------------------
 
     def _correct(self, i, y):
-        return self.correct_hook(i, y) if self.correct_hook is not None else y
+        return self.correct_hook(i, y) if self.reach[i] is not None else y
 
     def _finish(self, start, x, rows, out, filtered=False):
         """Run layers ``start..`` densely on input rows ``x``, writing logits into ``out``.
@@ -170,25 +180,20 @@ class InjectionEngine:
         caller already did so for layer ``start``).
         """
         net = self.net
-        use_float = self.correct_hook is None
-        if use_float:
-            x = x.double()
+        x = x.double()
         for k in range(start, len(net.layers)):
             if not (filtered and k == start):
-                cached = (self._inputs_f(k) if use_float else self.inputs[k])[rows[:, 1]]
-                keep = (x != cached).flatten(1).any(1)
+                keep = (x != self._inputs_f(k)[rows[:, 1]]).flatten(1).any(1)
                 if not bool(keep.all()):
                     x, rows = x[keep], rows[keep]
             if rows.shape[0] == 0:
                 return
-            step = self._float_step(k) if use_float else None
+            step = self._float_step(k)
             if step is not None:
                 x = step(x)
             else:
                 _, y = net.layer_step(k, x.to(torch.int64))
-                x = net.next_input(k, self._correct(k, y))
-                if use_float:
-                    x = x.double()
+                x = net.next_input(k, self._correct(k, y)).double()
         out[rows[:, 0], rows[:, 1]] = x.to(torch.int64)
 
     def _inputs_f(self, k):
@@ -197,7 +202,8 @@ class InjectionEngine:
         return self._float_inputs[k]
 
     def _float_step(self, k):
-        """Layer ``k`` plus its pooling in float64, or None when it could overflow.
+        """Layer ``k`` plus its correction and pooling in float64, or None when it could
+        overflow.
 
         Exact: every accumulator is an integer below 2**31 in magnitude (checked from the
         weights, so the 32-bit wrap never triggers), ``acc * M + 2**(s-1)`` stays below
@@ -230,6 +236,8 @@ class InjectionEngine:
                     z = x.flatten(1) @ wt
                 y = torch.floor(((z + b) * m + r) * inv).clamp_(min=low)
                 y = torch.minimum(y, high, out=y)
+                if self.reach[k] is not None:
+                    y = self.correct_hook(k, y.to(torch.int64)).double()
                 if layer.pool:
                     y = F.max_pool2d(y, layer.pool)
                 return y.flatten(1) if layer.flatten else y
@@ -265,39 +273,57 @@ class InjectionEngine:
                           layer.shift[channel].view(1, -1), layer.relu,
                           self.high[i][channel].view(1, -1))
 
-    def _neuron_faults_dense(self, i, faults, slots, out):
-        values = self._neuron_values(i, faults)                      # [B, Fc]
-        idx = torch.tensor([f.index for f in faults], dtype=torch.int64)
+    def _corrected_values(self, i, idx, values):
+        """Corrected outputs a neuron fault alters, at the faulty neuron's position.
+
+        Returns ``(channel, new)``: the corrected channels ``[Fc, G]`` (``-1``: none) and
+        their faulty values ``[B, Fc, G]`` (see the correction hook in the module docstring).
+        """
         y = self.ys[i]
-        per_fault = max(1, self.max_elements // max(1, y[0].numel() * self.batch))
-        for start in range(0, len(faults), per_fault):
-            sl = slice(start, start + per_fault)
-            n = len(idx[sl])
-            y_rows = y.flatten(1).repeat(n, 1)                          # [n*B, neurons]
-            r = torch.arange(n * self.batch)
-            y_rows[r, idx[sl].repeat_interleave(self.batch)] = values[:, sl].T.reshape(-1)
-            self._dense_from_output(i, y_rows.view(n * self.batch, *y.shape[1:]),
-                                    self._rows(slots[sl]), out)
+        B, O = y.shape[0], y.shape[1]
+        per = y[0].numel() // O
+        ch = idx // per
+        reach = self.reach[i]
+        if reach is None:
+            return ch.view(-1, 1), values.unsqueeze(2)
+        Fc = len(idx)
+        raw = y.reshape(B, O, per)[:, :, idx % per].transpose(1, 2).contiguous()  # [B,Fc,O]
+        raw.scatter_(2, ch.view(1, -1, 1).expand(B, Fc, 1), values.unsqueeze(2))
+        fixed = self.correct_hook(i, raw.view(B * Fc, O)).view(B, Fc, -1)
+        channel = reach[ch]                                                 # [Fc, G]
+        new = fixed.gather(2, channel.clamp(min=0).unsqueeze(0).expand(B, -1, -1))
+        return channel, new
 
     def _neuron_faults_sparse(self, i, faults, slots, out):
-        """Output / accumulator faults without a correction hook (single-element path)."""
+        """Output / accumulator faults: only the corrected values the faulty neuron reaches
+        are recomputed, mapped through pooling to at most ``G`` elements of the next input,
+        and the next layer is updated incrementally from their deltas."""
         net = self.net
         layer = net.layers[i]
         values = self._neuron_values(i, faults)                      # [B, Fc]
         idx = torch.tensor([f.index for f in faults], dtype=torch.int64)
         fslot = torch.as_tensor(slots, dtype=torch.int64)
         last = len(net.layers) - 1
-        B = self.batch
+        B, Fc = values.shape
+        channel, new = self._corrected_values(i, idx, values)        # [Fc, G], [B, Fc, G]
+        G = channel.shape[1]
+        valid = channel >= 0
         if i == last:
-            logits = self.logits.unsqueeze(0).repeat(len(faults), 1, 1)   # [Fc, B, O]
-            logits[torch.arange(len(faults)), :, idx] = values.T
+            logits = self.logits.unsqueeze(0).repeat(Fc, 1, 1)       # [Fc, B, O]
+            for g in range(G):
+                f = valid[:, g].nonzero().flatten()
+                logits[f, :, channel[f, g]] = new[:, f, g].T
             out[fslot] = logits
             return
-        # Map the faulty neuron through pooling to one element of layer i+1's input.
-        y = self.ys[i]
+        # Map each altered corrected neuron through pooling to one element of layer i+1's
+        # input; the G elements of a fault share the position (channels differ).
+        c = channel.clamp(min=0).reshape(-1)                         # [Fc*G]
+        new = new.reshape(B, Fc * G)
+        y = self.corrected[i]
         if layer.kind == "conv":
             H, W = y.shape[2], y.shape[3]
-            c, h, w = idx // (H * W), (idx % (H * W)) // W, idx % W
+            pix = (idx % (H * W)).repeat_interleave(G)
+            h, w = pix // W, pix % W
             if layer.pool:
                 k = layer.pool
                 Hp, Wp = H // k, W // k
@@ -307,32 +333,33 @@ class InjectionEngine:
                 d = torch.arange(k)
                 hh = (hp * k).view(-1, 1, 1) + d.view(1, -1, 1)
                 ww = (wp * k).view(-1, 1, 1) + d.view(1, 1, -1)
-                window = y[:, c.view(-1, 1, 1), hh, ww]                    # [B, Fc, k, k]
+                window = y[:, c.view(-1, 1, 1), hh, ww]                    # [B, FG, k, k]
                 here = (hh == h.view(-1, 1, 1)) & (ww == w.view(-1, 1, 1))
-                window = torch.where(here.unsqueeze(0), values.view(B, -1, 1, 1), window)
-                new = window.flatten(2).amax(2)                            # [B, Fc]
+                window = torch.where(here.unsqueeze(0), new.view(B, -1, 1, 1), window)
+                new = window.flatten(2).amax(2)                            # [B, FG]
                 pos_c, pos_h, pos_w, Ho, Wo = c, hp, wp, Hp, Wp
             else:
-                reach = torch.ones_like(idx, dtype=torch.bool)
-                new, pos_c, pos_h, pos_w, Ho, Wo = values, c, h, w, H, W
+                reach = torch.ones_like(c, dtype=torch.bool)
+                pos_c, pos_h, pos_w, Ho, Wo = c, h, w, H, W
             flat = pos_c * (Ho * Wo) + pos_h * Wo + pos_w
         else:
-            reach = torch.ones_like(idx, dtype=torch.bool)
-            new, flat = values, idx
-            pos_c = idx
-        old = self.inputs[i + 1].flatten(1)[:, flat]                      # [B, Fc]
-        differ = (new != old) & reach.view(1, -1)
-        b_idx, f_idx = differ.nonzero(as_tuple=True)
+            reach = torch.ones_like(c, dtype=torch.bool)
+            flat = pos_c = c
+        reach = reach & valid.reshape(-1)
+        old = self.inputs[i + 1].flatten(1)[:, flat]                      # [B, FG]
+        delta = torch.where(reach.view(1, -1), new - old, 0).view(B, Fc, G)
+        b_idx, f_idx = delta.ne(0).any(2).nonzero(as_tuple=True)
         if b_idx.numel() == 0:
             return
-        dx = (new - old)[b_idx, f_idx]
+        dx = delta[b_idx, f_idx]                                          # [R, G]
         rows_all = torch.stack([fslot[f_idx], b_idx], 1)
         j = i + 1
         nxt = net.layers[j]
         if nxt.kind == "linear":
-            q = flat[f_idx]
+            q = flat.view(Fc, G)[f_idx]
         else:
-            q_c, q_h, q_w = pos_c[f_idx], pos_h[f_idx], pos_w[f_idx]
+            q_c = pos_c.view(Fc, G)[f_idx]
+            q_h, q_w = pos_h.view(Fc, G)[f_idx, 0], pos_w.view(Fc, G)[f_idx, 0]
         acc_j = self.accs[j]
         per_row = max(1, acc_j[0].numel())
         step = max(1, self.max_elements // per_row)
@@ -341,30 +368,26 @@ class InjectionEngine:
             sl = slice(start, start + step)
             rows = rows_all[sl]
             d = dx[sl]
-            if nxt.kind == "conv" and j != last:
-                acc = None
-            else:
-                acc = acc_j[rows[:, 1]].clone()
             if nxt.kind == "linear":
-                acc = acc + d.view(-1, 1) * weight[:, q[sl]].T
+                acc = acc_j[rows[:, 1]] + (weight.T[q[sl]] * d.unsqueeze(2)).sum(1)
             elif j != last:
                 x_next, rows = self._conv_window(j, rows, q_c[sl], q_h[sl], q_w[sl], d)
                 if rows.shape[0]:
                     self._finish(j + 1, x_next, rows, out, filtered=True)
                 continue
             else:
-                acc = self._conv_delta(nxt, acc, q_c[sl], q_h[sl], q_w[sl], d)
+                acc = acc_j[rows[:, 1]].clone()
+                for g in range(G):
+                    acc = self._conv_delta(nxt, acc, q_c[sl, g], q_h[sl], q_w[sl], d[:, g])
             acc = wrap(acc, ACC_WIDTH)
-            y_rows = _requantize_layer(nxt, acc, self.high[j])
-            if j == last:
-                out[rows[:, 0], rows[:, 1]] = y_rows
-            else:
-                self._finish(j + 1, net.next_input(j, y_rows), rows, out)
+            self._dense_from_output(j, _requantize_layer(nxt, acc, self.high[j]), rows, out)
 
     def _conv_window(self, j, rows, ci, h, w, d):
-        """Conv layer ``j`` with one changed input element per row -> layer j+1's input.
+        """Conv layer ``j`` with ``G`` changed input elements per row, all at the spatial
+        position ``(h, w)`` (channels ``ci`` ``[R, G]``, deltas ``d`` ``[R, G]``) ->
+        layer j+1's input.
 
-        Only a window of outputs around the changed element is recomputed (aligned to
+        Only a window of outputs around the changed position is recomputed (aligned to
         whole pooling cells when the layer pools); the rest of each row's next input is
         the cached fault-free one.
         """
@@ -385,7 +408,7 @@ class InjectionEngine:
         bh, sh = span(h, K_h)
         bw, sw = span(w, K_w)
         step = k if k else 1
-        patches, nxt_cells, safe = self._patches(j, sh, sw, step)
+        patches, nxt_cells, safe = self._patches(j, sh, sw, step, ci.shape[1])
         dtype = torch.int32 if safe else torch.int64
         R = rows.shape[0]
         img = rows[:, 1]
@@ -403,43 +426,52 @@ class InjectionEngine:
               & (num_w % s == 0) & (num_w >= 0) & (lw >= 0) & (lw < sw)
               & (lw + bw.view(-1, 1, 1) < Wo))                               # [R, Kh, Kw]
         index = torch.where(ok, lh * sw + lw, 0).view(R, 1, -1).expand(R, O, K_h * K_w)
-        src = weight.transpose(0, 1)[ci] * (d.view(-1, 1, 1) * ok).view(R, 1, K_h, K_w)
+        src = (weight.transpose(0, 1)[ci] * d.view(R, -1, 1, 1, 1)).sum(1)  # [R, O, Kh, Kw]
+        src = src * ok.view(R, 1, K_h, K_w)
         win.scatter_add_(2, index, src.reshape(R, O, K_h * K_w).to(dtype))
         if not safe:
             win = wrap(win, ACC_WIDTH)
         win = win.view(R, O, sh, sw)
-        if k:
+        if self.reach[j] is not None:
+            # The correction mixes channels, so it runs between requantization and pooling.
+            y = self.correct_hook(j, _requantize_layer(layer, win.to(torch.int64),
+                                                       self.high[j]))
+            if k:
+                y = y.view(R, -1, sh // k, k, sw // k, k).amax((3, 5))
+        elif k:
             # Requantization is monotone per channel, so max-pool the accumulators first
             # and requantize only the pooled cells: pool(requant(acc)) == requant(pool(acc)).
             win = win.view(R, O, sh // k, k, sw // k, k).amax((3, 5))
-            Hn, Wn = Ho // k, Wo // k
+            y = _requantize_layer(layer, win.to(torch.int64), self.high[j])
         else:
-            Hn, Wn = Ho, Wo
-        y = _requantize_layer(layer, win.to(torch.int64), self.high[j])    # [R, O, ph, pw]
+            y = _requantize_layer(layer, win.to(torch.int64), self.high[j])
+        Hn, Wn = (Ho // k, Wo // k) if k else (Ho, Wo)
+        C = y.shape[1]                                                   # [R, C, ph, pw]
         ph, pw = y.shape[2], y.shape[3]
         ch = (bh // step).view(-1, 1, 1) + torch.arange(ph).view(1, -1, 1)
         cw = (bw // step).view(-1, 1, 1) + torch.arange(pw).view(1, 1, -1)
         valid = (ch < Hn) & (cw < Wn)
         cell = torch.where(valid, ch * Wn + cw, Hn * Wn).view(R, 1, ph * pw).expand(
-            R, O, ph * pw)                                   # invalid cells -> dummy column
-        y = y.reshape(R, O, ph * pw)
-        cached = nxt_cells[img]                                          # [R, O, Hn*Wn + 1]
+            R, C, ph * pw)                                   # invalid cells -> dummy column
+        y = y.reshape(R, C, ph * pw)
+        cached = nxt_cells[img]                                          # [R, C, Hn*Wn + 1]
         changed = (cached.gather(2, cell) != y).flatten(1).any(1)
         if not bool(changed.all()):
             rows, cached, cell, y = rows[changed], cached[changed], cell[changed], y[changed]
             R = rows.shape[0]
         cached.scatter_(2, cell, y)
-        x_next = cached[:, :, :Hn * Wn].reshape(R, O, Hn, Wn)
+        x_next = cached[:, :, :Hn * Wn].reshape(R, C, Hn, Wn)
         if not k:
             x_next = self.net.next_input(j, x_next)
         elif layer.flatten:
             x_next = x_next.flatten(1)
         return x_next, rows
 
-    def _patches(self, j, sh, sw, step):
+    def _patches(self, j, sh, sw, step, terms):
         """Cached windows of layer ``j``'s accumulators, its next-layer cells (with a dummy
-        column) and whether a one-term change can overflow the 32-bit accumulator."""
-        key = (j, sh, sw, step)
+        column) and whether a change of ``terms`` weight terms can overflow the 32-bit
+        accumulator."""
+        key = (j, sh, sw, step, terms)
         if key not in self._patch_cache:
             acc = self.accs[j]
             layer = self.net.layers[j]
@@ -450,13 +482,14 @@ class InjectionEngine:
             accp = F.pad(acc.to(torch.int32), (0, max(0, pad_w), 0, max(0, pad_h)))
             patches = accp.unfold(2, sh, step).unfold(3, sw, step)      # [B,O,nh,nw,sh,sw]
             patches = patches.permute(0, 2, 3, 1, 4, 5).contiguous()
+            C = self.corrected[j].shape[1]
             if layer.pool:
-                cells = self.inputs[j + 1].reshape(B, O, -1)
+                cells = self.inputs[j + 1].reshape(B, C, -1)
             else:
-                cells = self.ys[j].reshape(B, O, -1)
+                cells = self.corrected[j].reshape(B, C, -1)
             cells = F.pad(cells, (0, 1)).contiguous()
-            # |delta| <= 255 * 127 per output (one weight term per changed input).
-            bound = int(acc.abs().max()) + 255 * int(layer.weight.abs().max())
+            # |delta| <= 255 * 127 per output and changed input.
+            bound = int(acc.abs().max()) + terms * 255 * int(layer.weight.abs().max())
             self._patch_cache[key] = (patches, cells, bound < (1 << (ACC_WIDTH - 1)))
         return self._patch_cache[key]
 
@@ -534,13 +567,11 @@ class InjectionEngine:
                 group = [faults[s] for s in slots]
                 if target == "weight":
                     self._weight_faults(i, group, slots, out)
-                elif self.correct_hook is None:
+                else:
                     step = max(1, self.max_elements // max(1, self.batch * 64))
                     for a in range(0, len(group), step):
                         self._neuron_faults_sparse(i, group[a:a + step], slots[a:a + step],
                                                    out)
-                else:
-                    self._neuron_faults_dense(i, group, slots, out)
         return out
 
     def logits_ref_expand(self, n):

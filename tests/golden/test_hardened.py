@@ -9,6 +9,7 @@ from golden.hardened import HardenedNet, is_hardened, load_hardened, save_harden
 from golden.injection import InjectionEngine, naive_logits
 from golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
 from tests.golden.fi_nets import random_net
+from tests.golden.test_injection import random_faults
 
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
 
@@ -54,6 +55,26 @@ def test_engines_agree_on_a_hardened_network():
     fast = engine.run(faults)
     for k, fault in enumerate(faults):
         assert torch.equal(fast[k], naive_logits(hardened, x, fault)), fault
+
+
+@pytest.mark.parametrize("geometry", [dict(), dict(padding=0), dict(stride=2, padding=1)])
+@pytest.mark.parametrize("scheme,voter", [("lcu", "bitwise"), ("tmr", "bitwise"),
+                                          ("tmr", "word")])
+def test_engines_agree_on_random_faults(scheme, voter, geometry):
+    """Every fault model and target, copies or not, every layer (the output layer's
+    TMR too), on protected layers that feed a convolution, a linear layer or the logits."""
+    net, x = random_net(seed=4, **geometry)
+    protect = PROTECT + [("conv1", 0), ("fc1", 11)] + ([("fc2", 4)] if scheme == "tmr" else [])
+    hardened = harden(net, scheme, protect, voter=voter)
+    faults = random_faults(hardened, 150, seed=len(scheme) + len(voter) + len(geometry))
+    engine = InjectionEngine(hardened, x, max_elements=1 << 14)
+    fast = engine.run(faults)
+    changed = 0
+    for k, fault in enumerate(faults):
+        reference = naive_logits(hardened, x, fault)
+        assert torch.equal(fast[k], reference), fault
+        changed += not torch.equal(reference, engine.logits)
+    assert changed > 10
 
 
 def test_every_zero_to_one_flip_in_an_lcu_half_is_masked():

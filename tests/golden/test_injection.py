@@ -67,6 +67,11 @@ class HookedNet(IntNet):
             return y.clamp(max=100)
         return y
 
+    def reach(self, i):
+        # Both corrections act on each channel alone.
+        return torch.arange(self.layers[i].weight.shape[0]).view(-1, 1) if i in (0, 2) \
+            else None
+
 
 def test_correction_hook_is_used_by_both_engines():
     base, x = random_net(seed=7)
