@@ -49,7 +49,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.hardened import HardenedNet
 from sim.tile import VOTE_MODES, Tile, reference
 
 __all__ = ["PROGRAM_FORMAT", "CompiledLayer", "Placement", "Program", "k_depth_of",
@@ -284,6 +283,22 @@ class Program:
     k_depth: int
     input_shape: tuple
 
+    @property
+    def protect(self):
+        """Protection unit the program needs: ``"none"``, ``"lcu"`` or ``"tmr"``.
+
+        Raises
+        ------
+        ValueError
+            When it holds both LCU pairs and TMR triples (an accelerator has one kind).
+        """
+        kinds = {kind for layer in self.layers
+                 for kind, groups in (("lcu", layer.lcu), ("tmr", layer.tmr)) if len(groups)}
+        if len(kinds) > 1:
+            raise ValueError("the program mixes LCU pairs and TMR triples; an accelerator "
+                             "has one kind of protection unit")
+        return kinds.pop() if kinds else "none"
+
     def save(self, path):
         """Write the program as a plain npz archive (no pickled objects).
 
@@ -377,6 +392,9 @@ def compile_network(net, *, rows, cols, k_depth=None):
         A non-positive size, ``k_depth`` below the largest reduction, fewer columns than
         the copies of a protected neuron, or an inconsistent network.
     """
+    # Imported here: the simulator process loads programs without importing torch.
+    from golden.hardened import HardenedNet
+
     rows, cols = _positive("rows", rows), _positive("cols", cols)
     if not net.layers:
         raise ValueError("the network has no layers")

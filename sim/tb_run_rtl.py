@@ -1,0 +1,44 @@
+"""cocotb module behind ``neuroharden run-rtl``: whole inferences on the RTL accelerator.
+
+The simulator process is the host: it reads the compiled network and the int8 images,
+and for every layer builds the tiles (im2col, padding), runs each one on the accelerator
+(load, start, read) and reassembles, pools and flattens their protected outputs into the
+next layer's input (:class:`sim.compiler.CompiledLayer`), so one simulator process runs
+every tile of every layer of every image.
+
+Configuration (through :func:`sim.runner.tb_config`): ``program`` (npz written by
+:meth:`sim.compiler.Program.save`), ``images`` (``.npy``, int8 ``[B, C, H, W]``),
+``logits`` (``.npy`` written with the int8 logits), ``stats`` (a JSON file for
+``tiles``, ``cycles`` and the ``seconds`` of the simulation proper), and the accelerator's
+``rows``, ``cols``, ``k_depth``, ``protect``.
+"""
+
+import json
+import time
+
+import cocotb
+import numpy as np
+
+from sim.accelerator_tb import AcceleratorTB
+from sim.compiler import load_program
+from sim.runner import tb_config
+
+
+@cocotb.test()
+async def run_network(dut):
+    """Run the configured images through the compiled network and save the logits."""
+    config = tb_config()
+    program = load_program(config["program"])
+    x = np.load(config["images"], allow_pickle=False).astype(np.int64)
+    tb = AcceleratorTB.from_config(dut, config)
+    await tb.start()
+    started = time.perf_counter()
+    tiles = 0
+    for layer in program.layers:
+        placements = layer.place(x, program.rows)
+        x = layer.gather(x, placements, [await tb.run_tile(p.tile) for p in placements])
+        tiles += len(placements)
+    seconds = time.perf_counter() - started
+    np.save(config["logits"], x)
+    with open(config["stats"], "w") as stats:
+        json.dump({"tiles": tiles, "cycles": tb.cycles, "seconds": seconds}, stats)

@@ -1,0 +1,85 @@
+"""`neuroharden run-rtl`: whole networks on the RTL accelerator, bit-exact with golden."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from golden.harden import harden
+from golden.hardened import save_hardened
+from golden.quantize import quantize_checkpoint
+from sim.cli import main
+from sim.compiler import compile_network
+from sim.run_rtl import run_program
+from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
+from tests.golden.fi_nets import random_net
+
+PROTECT = [("conv1", 0), ("conv2", 1), ("conv2", 2), ("fc1", 3)]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["run-rtl", *map(str, args)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim, scheme", [("icarus", "none"), ("icarus", "lcu"),
+                                         ("icarus", "tmr"), ("verilator", "lcu"),
+                                         ("verilator", "tmr")])
+def test_rtl_logits_equal_golden(sim, scheme):
+    net, x = random_net(images=3)
+    if scheme == "lcu":
+        net = harden(net, "lcu", PROTECT)
+    elif scheme == "tmr":
+        net = harden(net, "tmr", PROTECT + [("fc2", 2)], prune=[("fc1", 5)], voter="word")
+    program = compile_network(net, rows=4, cols=5)
+    logits, stats = run_program(program, x.numpy(), sim=sim)
+    np.testing.assert_array_equal(logits, net.forward(x).numpy())
+    assert stats["protect"] == scheme and stats["tiles"] > 0 and stats["cycles"] > 0
+
+
+@pytest.fixture(scope="module")
+def hardened_lenet5(lenet5_model, tmp_path_factory):  # noqa: F811
+    """LeNet-5 with every fourth channel of every layer triplicated (HARDENED.pt)."""
+    net, _, _, _ = quantize_checkpoint(lenet5_model)
+    hardened = harden(net, "tmr", [(layer.name, c) for layer in net.layers
+                                   for c in range(0, layer.weight.shape[0], 4)])
+    path = tmp_path_factory.mktemp("run-rtl") / "hardened.pt"
+    save_hardened(hardened, path, model_sha256="0" * 64, selection={"scheme": "tmr"},
+                  checkpoint=torch.load(lenet5_model, map_location="cpu", weights_only=True))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_hardened_lenet5_agrees_on_the_rtl(hardened_lenet5, sim):
+    result = invoke("--model", hardened_lenet5, "--images", 2, "--rows", 8, "--cols", 6,
+                    "--sim", sim, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["agreement"] == 1.0 and summary["disagreeing_images"] == []
+    assert (summary["images"], summary["scheme"], summary["protect"]) == (2, "tmr", "tmr")
+    assert summary["tiles"] > 0 and summary["cycles"] > 0
+
+
+@pytest.mark.slow
+def test_too_few_columns_for_a_triple_is_refused(hardened_lenet5):
+    result = invoke("--model", hardened_lenet5, "--cols", 2)
+    assert result.exit_code == 2
+    assert "fewer than the 3 copies" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nope.pt"], "no such file"),
+    (["--model", "nope.pt", "--sim", "modelsim"], "unknown simulator"),
+    (["--model", "nope.pt", "--images", 0], "--images"),
+    (["--model", "junk.pt"], "not a model checkpoint"),
+])
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
