@@ -35,6 +35,9 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     ``run_tile`` over a sequence of tiles.
 ``tb.cycles``
     Clock cycles simulated since ``start`` (loads, runs and reads included).
+``random_tile(rng, m, k, n, ...)``
+    A random :class:`sim.tile.Tile` whose outputs spread over the int8 range, for
+    regressions and campaigns.
 
 Inputs change on falling clock edges and outputs are read on falling edges, which keeps
 the driver free of delta-cycle races on both Icarus and Verilator. :func:`tile_writes`
@@ -48,8 +51,9 @@ from cocotb.triggers import FallingEdge
 from hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
 from hw.protection import encode_group
 from sim.array_tb import pack, unpack
+from sim.tile import Tile
 
-__all__ = ["tile_writes", "AcceleratorTB", "run_tiles"]
+__all__ = ["tile_writes", "random_tile", "AcceleratorTB", "run_tiles"]
 
 #: Cycles ``run`` waits beyond the nominal tile time before giving up.
 TIMEOUT_SLACK = 64
@@ -115,6 +119,46 @@ def tile_writes(tile, *, rows, cols, k_depth, width=8, protect="none"):
     if protect == "tmr":
         writes.append((WRITE_SELECT["word_vote"], 0, int(tile.vote_mode == "word")))
     return writes
+
+
+def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwise", relu=None,
+                identical_copies=False, nonnegative=False):
+    """A random tile whose outputs spread over the int8 range.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    m, k, n : int
+        Output rows, reduction length, output columns.
+    lcu_pairs, tmr_triples, vote_mode
+        Protection map, as in :class:`sim.tile.Tile`.
+    relu : bool, optional
+        ReLU on every column; random per column when None.
+    identical_copies : bool
+        Give the columns of each protection group the weights and parameters of their
+        first column, as the network compiler does for the copies of one neuron.
+    nonnegative : bool
+        Activations in ``[0, 127]`` (post-ReLU inputs) and non-negative weights and
+        biases, so every accumulator is non-negative.
+    """
+    low = 0 if nonnegative else -128
+    weights = rng.integers(low, 128, (k, n))
+    bias = rng.integers(0 if nonnegative else -20000, 20000, n)
+    multiplier = rng.integers(1 << 14, 1 << 16, n)
+    # (acc * M) >> s lands around the int8 range for |acc| ~ 64 * 64 * K.
+    shift = 18 + int(k).bit_length() + rng.integers(-2, 3, n)
+    relu = rng.integers(0, 2, n).astype(bool) if relu is None else np.full(n, relu)
+    if identical_copies:
+        for group in [*np.reshape(lcu_pairs, (-1, 2)), *np.reshape(tmr_triples, (-1, 3))]:
+            for column in group[1:]:
+                weights[:, column] = weights[:, group[0]]
+                for values in (bias, multiplier, shift, relu):
+                    values[column] = values[group[0]]
+    return Tile(activations=rng.integers(low, 128, (m, k)), weights=weights, bias=bias,
+                multiplier=multiplier, shift=shift, relu=relu,
+                lcu_pairs=np.reshape(lcu_pairs, (-1, 2)),
+                tmr_triples=np.reshape(tmr_triples, (-1, 3)), vote_mode=vote_mode)
 
 
 class AcceleratorTB:

@@ -6,23 +6,10 @@ import numpy as np
 import pytest
 
 from hw.accelerator import Accelerator, tile_cycles
-from sim.accelerator_tb import tile_writes
+from sim.accelerator_tb import random_tile, tile_writes
 from sim.array_tb import unpack
 from sim.tile import Tile, reference
 from tests.hw.simulation import simulate
-
-
-def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwise",
-                relu=None):
-    """A tile whose outputs spread over the int8 range (and past HALF_MAX)."""
-    shift = 18 + int(k).bit_length() + rng.integers(-2, 3, n)
-    return Tile(activations=rng.integers(-128, 128, (m, k)),
-                weights=rng.integers(-128, 128, (k, n)),
-                bias=rng.integers(-20000, 20000, n),
-                multiplier=rng.integers(1 << 14, 1 << 16, n), shift=shift,
-                relu=rng.integers(0, 2, n).astype(bool) if relu is None else np.full(n, relu),
-                lcu_pairs=np.array(lcu_pairs).reshape(-1, 2),
-                tmr_triples=np.array(tmr_triples).reshape(-1, 3), vote_mode=vote_mode)
 
 
 class Driver:
@@ -131,7 +118,7 @@ def test_lcu_pairs_saturate_at_half_max_and_merge():
     np.testing.assert_array_equal(reference(ceiling)[1], [[63, 41, 8, 63, 41],
                                                           [63, 42, 9, 63, 42]])
     tiles = [random_tile(rng, 2, 6, 5, lcu_pairs=[[0, 3], [4, 1]], relu=True), ceiling,
-             copy_column(random_tile(rng, 2, 1, 4, lcu_pairs=[[2, 3]], relu=True), 2, 3),
+             random_tile(rng, 2, 1, 4, lcu_pairs=[[2, 3]], relu=True, identical_copies=True),
              random_tile(rng, 1, 4, 5, relu=True)]
     check(dut, tiles)
 
