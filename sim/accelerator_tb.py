@@ -29,6 +29,12 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
 ``await tb.read()`` -> numpy.ndarray
     The int64 ``[m, n]`` protected int8 outputs of the loaded tile's shape (``m``
     cycles). They equal ``sim.tile.reference(tile, acc_width)[1]`` bit for bit.
+``tb.read_accumulators()`` -> numpy.ndarray
+    The int64 ``[m, n]`` biased accumulators (``wrap(A @ B + bias)``, equal to
+    ``sim.tile.reference(tile, acc_width)[0]``) of the last run, as the array drained
+    them into the requantizers: ``run`` samples the array's ``result`` port in every
+    drain cycle, at the cycles the controller drains (so they include a fault injected
+    before or during the drain). No extra cycles.
 ``await tb.run_tile(tile)`` -> numpy.ndarray
     ``load``, ``run`` and ``read`` in one call.
 ``await run_tiles(tb, tiles)`` -> list of numpy.ndarray
@@ -48,6 +54,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from golden.numerics import wrap
 from hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
 from hw.protection import encode_group
 from sim.array_tb import pack, unpack
@@ -188,6 +195,7 @@ class AcceleratorTB:
         self.width, self.acc_width, self.protect = width, acc_width, protect
         self.cycles = 0
         self.tile = None
+        self._drained = None
 
     @classmethod
     def from_config(cls, dut, config):
@@ -234,11 +242,19 @@ class AcceleratorTB:
         """Run the loaded tile; returns the cycles from ``start`` to ``done``."""
         if self.tile is None:
             raise RuntimeError("No tile loaded: call load(tile) before run()")
-        nominal = tile_cycles(self.rows, self.cols, self.tile.shape[1])
+        k = self.tile.shape[1]
+        nominal = tile_cycles(self.rows, self.cols, k)
+        # Cycle of the first drain: clear, K streaming and rows + cols - 1 flush cycles.
+        first_drain = k + self.rows + self.cols + 1
+        self._drained = np.zeros((self.rows, self.cols), dtype=np.int64)
         self.dut.start.value = 1
         for cycle in range(nominal + TIMEOUT_SLACK):
             if on_cycle is not None:
                 await on_cycle(cycle)
+            if first_drain <= cycle < first_drain + self.rows:
+                # The drain delivers the bottom row first.
+                self._drained[self.rows - 1 - (cycle - first_drain)] = unpack(
+                    self.dut.array.result.value.to_unsigned(), self.cols, self.acc_width)
             await self.tick()
             self.dut.start.value = 0
             if int(self.dut.done.value):
@@ -255,6 +271,13 @@ class AcceleratorTB:
             out[row] = unpack(self.dut.rd_data.value.to_unsigned(), self.cols,
                               OUTPUT_WIDTH)[:n]
         return out
+
+    def read_accumulators(self):
+        """The biased accumulators of the last run, int64 ``[m, n]`` of the tile's shape."""
+        if self._drained is None:
+            raise RuntimeError("No run yet: call run() before read_accumulators()")
+        m, _, n = self.tile.shape
+        return wrap(self._drained[:m, :n] + self.tile.bias[:n], self.acc_width)
 
     async def run_tile(self, tile):
         """Load, run and read one tile; returns its outputs."""

@@ -53,6 +53,7 @@ async def random_tiles_match_reference(dut):
     for index, (tile, outputs) in enumerate(zip(tiles, await run_tiles(tb, tiles))):
         np.testing.assert_array_equal(outputs, reference(tile, tb.acc_width)[1],
                                       err_msg=f"tile {index} {tile.shape}")
+    np.testing.assert_array_equal(tb.read_accumulators(), reference(tiles[-1], tb.acc_width)[0])
 
 
 @cocotb.test()
@@ -62,10 +63,11 @@ async def rerun_without_reload(dut):
     tile = random_tile(np.random.default_rng(12), tb.rows, 5, tb.cols,
                        **protection_groups(tb, tb.cols))
     await tb.load(tile)
-    expected = reference(tile, tb.acc_width)[1]
+    acc, expected = reference(tile, tb.acc_width)
     for _ in range(3):
         assert await tb.run() == tile_cycles(tb.rows, tb.cols, 5)
         np.testing.assert_array_equal(await tb.read(), expected)
+        np.testing.assert_array_equal(tb.read_accumulators(), acc)
 
 
 async def faulty_run(tb, handle, bits, cycle):
