@@ -1,0 +1,310 @@
+"""Helpers shared by the experiments: options, model and ranking cache, output files.
+
+Every experiment writes into one output directory (``-o``, default
+``build/experiments/NAME``) through :func:`golden.atomic.atomic_output`, so a run
+interrupted at any point leaves each file either complete or untouched. Trained
+checkpoints and rankings are cached in ``--cache`` (default ``build/experiments/cache``),
+shared by all experiments: training is deterministic and a ranking is tied to its
+checkpoint's sha256, so a cached file is exactly what a rerun would compute. Fault
+campaigns go to ``results.sqlite`` in the output directory and resume from it
+(:func:`golden.campaign.run_campaign`).
+
+This module imports only the standard library and click at import time, so that
+``neuroharden experiment --help`` stays fast; torch and matplotlib are imported by the
+functions that need them.
+"""
+
+import csv
+import functools
+import io
+import json
+import math
+import os
+
+import click
+
+from golden.atomic import atomic_output
+
+__all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "prepare",
+           "Context", "checkpoint", "ranking_path", "ranking_list", "campaign",
+           "hardened_path", "write_csv", "write_text", "save_figure", "markdown_table",
+           "parse_floats", "parse_names", "wilson", "finish"]
+
+#: Parent of the default output directories.
+DEFAULT_ROOT = os.path.join("build", "experiments")
+#: Default cache of checkpoints and rankings.
+DEFAULT_CACHE = os.path.join(DEFAULT_ROOT, "cache")
+#: Printed names of the networks.
+MODEL_LABELS = {"mlp7": "MLP-7", "lenet5": "LeNet-5", "alexnet": "AlexNet"}
+
+
+def common_options(name):
+    """Decorate an experiment command with ``-o``, ``--cache``, ``--seed`` and ``--json``."""
+    def decorate(function):
+        @click.option("-o", "--output", "output", type=click.Path(file_okay=False),
+                      default=os.path.join(DEFAULT_ROOT, name), show_default=True,
+                      help="Output directory (CSV, PNG, Markdown, results.sqlite).")
+        @click.option("--cache", type=click.Path(file_okay=False), default=DEFAULT_CACHE,
+                      show_default=True,
+                      help="Cache of trained checkpoints and rankings (shared).")
+        @click.option("--seed", type=int, default=0, show_default=True,
+                      help="Training, random-ranking and fault-sampling seed.")
+        @click.option("--json", "as_json", is_flag=True,
+                      help="Print one JSON summary object instead of text.")
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return function(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+class Context:
+    """Where an experiment writes and caches, and how it reports.
+
+    Attributes
+    ----------
+    name : str
+        Experiment name.
+    output, cache : str
+        Output and cache directories (created).
+    seed : int
+    as_json : bool
+        Print one JSON object at the end instead of text.
+    files : list of str
+        Files written so far (reported at the end).
+    """
+
+    def __init__(self, name, output, cache, seed, as_json):
+        self.name, self.seed, self.as_json = name, seed, as_json
+        self.output, self.cache = output, cache
+        self.files = []
+        for directory in (output, cache):
+            if os.path.exists(directory) and not os.path.isdir(directory):
+                raise click.ClickException(f"{directory}: exists and is not a directory")
+            os.makedirs(directory, exist_ok=True)
+
+    def path(self, filename):
+        """A file of the output directory, recorded as written."""
+        path = os.path.join(self.output, filename)
+        if path not in self.files:
+            self.files.append(path)
+        return path
+
+    def say(self, text):
+        """A progress line on stderr (never mixed into ``--json`` output)."""
+        if not self.as_json:
+            click.echo(text, err=True)
+
+    @property
+    def db(self):
+        """The experiment's campaign database."""
+        return os.path.join(self.output, "results.sqlite")
+
+
+def prepare(name, output, cache, seed, as_json):
+    """The :class:`Context` of a run (bad directories are one-line click errors)."""
+    return Context(name, output, cache, seed, as_json)
+
+
+def checkpoint(ctx, model, *, epochs=None):
+    """Path of a checkpoint of ``model`` trained on digits with ``ctx.seed`` (cached).
+
+    Training is deterministic (:mod:`golden.train`), so a cached checkpoint is the one a
+    new training run would produce.
+    """
+    from golden.models import save_checkpoint
+    from golden.train import DEFAULT_EPOCHS, train
+
+    epochs = DEFAULT_EPOCHS[model] if epochs is None else epochs
+    path = os.path.join(ctx.cache, f"{model}-digits-seed{ctx.seed}-e{epochs}.pt")
+    if not os.path.isfile(path):
+        ctx.say(f"training {MODEL_LABELS.get(model, model)} ({epochs} epochs) -> {path}")
+        net, metadata = train(model, epochs=epochs, seed=ctx.seed)
+        save_checkpoint(net, path, **metadata)
+    return path
+
+
+def ranking_path(ctx, model_path, method, *, images):
+    """Path of the CRITICAL.json of ``method`` on ``model_path`` (cached, validated)."""
+    from golden.ranking import load_critical, rank, write_critical
+
+    stem = os.path.splitext(os.path.basename(model_path))[0]
+    path = os.path.join(ctx.cache, f"{stem}-{method}-{images}img.json")
+    if os.path.isfile(path):
+        try:
+            load_critical(path, model_path)
+            return path
+        except ValueError:
+            pass  # another model under the same name: rank again
+    ctx.say(f"ranking {stem} with {method} on {images} training images -> {path}")
+    document, _ = rank(model_path, method, images=images, seed=ctx.seed)
+    write_critical(path, document)
+    return path
+
+
+def ranking_list(path, model_path):
+    """The ranking of a CRITICAL.json as ``(layer, index, score)``, best first."""
+    from golden.ranking import load_critical
+
+    return [(n["layer"], n["index"], n["score"])
+            for n in load_critical(path, model_path)["neurons"]]
+
+
+def hardened_path(ctx, hardened, model_path, filename, selection):
+    """Write a hardened network into the output directory and return its path.
+
+    It is rewritten on every run (cheap) so that a change of the hardening code is never
+    hidden by a stale file; identical content gives an identical file, so the campaigns
+    stored for it resume.
+    """
+    import torch
+
+    from golden.campaign import file_sha256
+    from golden.hardened import save_hardened
+
+    directory = os.path.join(ctx.output, "hardened")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, filename)
+    raw = torch.load(model_path, map_location="cpu", weights_only=True)
+    save_hardened(hardened, path, model_sha256=file_sha256(model_path), checkpoint=raw,
+                  selection=selection)
+    return path
+
+
+def campaign(ctx, model_path, *, faults=None, cap=None, images=None, fault_model="bitflip"):
+    """A Leveugle-sized (95 %, 1 %) single-fault campaign on neuron outputs.
+
+    Parameters
+    ----------
+    model_path : str
+        Checkpoint or hardened network file.
+    faults : int, optional
+        Explicit sample size (instead of Leveugle's).
+    cap : int, optional
+        Upper bound on the sample size (runs small, at a wider margin).
+    images : int, optional
+        First test images only.
+
+    Returns
+    -------
+    dict
+        :func:`golden.campaign.run_campaign`'s summary plus ``leveugle`` (the full
+        Leveugle size of this population) and ``capped`` (bool).
+    """
+    from golden.campaign import run_campaign
+    from golden.quantize import quantize_checkpoint
+    from golden.sampling import FaultSpace, leveugle_sample_size
+
+    net, _, _, _ = quantize_checkpoint(model_path)
+    population = len(FaultSpace(net, fault_model, "output"))
+    leveugle = leveugle_sample_size(population, 0.95, 0.01)
+    n = faults if faults is not None else leveugle
+    if cap is not None:
+        n = min(n, cap)
+    summary = run_campaign(model_path, fault_model=fault_model, target="output",
+                           faults=n, seed=ctx.seed, db_path=ctx.db, images=images)
+    summary.update({"leveugle": leveugle, "capped": n < leveugle})
+    return summary
+
+
+def wilson(k, n, z=1.959964):
+    """95 % Wilson score interval ``(low, high)`` of a proportion ``k / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def write_csv(ctx, filename, header, rows):
+    """Write a CSV file of the output directory atomically; returns its path."""
+    path = ctx.path(filename)
+    with atomic_output(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_text(ctx, filename, text):
+    """Write a text (Markdown, JSON) file of the output directory atomically."""
+    path = ctx.path(filename)
+    with atomic_output(path, "w") as file:
+        file.write(text)
+    return path
+
+
+def save_figure(ctx, figure, filename):
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = ctx.path(filename)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    with atomic_output(path) as file:
+        file.write(buffer.getvalue())
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg back end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def markdown_table(header, rows):
+    """A Markdown table (cells converted with ``str``)."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def parse_floats(text, what, *, low=None, high=None):
+    """Comma-separated numbers of an option (a one-line click error otherwise)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise click.ClickException(f"{what} must be comma-separated numbers, "
+                                   f"got {text!r}") from None
+    if not values:
+        raise click.ClickException(f"{what} must list at least one number")
+    for v in values:
+        if not math.isfinite(v) or (low is not None and v < low) or (
+                high is not None and v > high):
+            raise click.ClickException(f"{what}: {v:g} is outside [{low}, {high}]")
+    return values
+
+
+def parse_names(text, what, allowed):
+    """Comma-separated names of an option, each one of ``allowed``."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise click.ClickException(f"{what} must list at least one name")
+    for name in names:
+        if name not in allowed:
+            raise click.ClickException(f"{what}: unknown {name!r} (choose from "
+                                       f"{', '.join(allowed)})")
+    return list(dict.fromkeys(names))
+
+
+def finish(ctx, summary, lines):
+    """Write ``summary.json``, then print the summary (``--json``) or ``lines`` and the
+    files written."""
+    summary = {"experiment": ctx.name, "output": ctx.output, **summary}
+    write_text(ctx, "summary.json", json.dumps(summary, indent=1) + "\n")
+    summary["files"] = list(ctx.files)
+    if ctx.as_json:
+        click.echo(json.dumps(summary))
+        return
+    for line in lines:
+        click.echo(line)
+    click.echo(f"wrote {len(ctx.files)} files to {ctx.output}:")
+    for path in ctx.files:
+        click.echo(f"  {path}")

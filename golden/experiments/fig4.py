@@ -1,0 +1,233 @@
+"""Paper 004, Fig. 4: accuracy loss, critical faults and network size vs NVF threshold.
+
+For each network and NVF threshold ``T`` the neurons with NVF >= T (NVF of
+:mod:`golden.nvf` over the first ``--images`` training images, shared with ``table1``)
+are protected by the LCU (neuron splitting) and by selective TMR
+(:func:`golden.harden.harden`; a conv neuron protects its whole output channel, so the
+neurons really protected can exceed the neurons selected). Each network, unprotected
+and hardened, then gets a single-bit-flip campaign on neuron outputs sized by Leveugle
+et al. at 95 % confidence and 1 % margin over *its own* fault population (copies
+included: a protected neuron is more hardware, hence more fault sites), on the whole
+test split; ``--max-faults`` caps the sample for speed (the margin then widens; the
+95 % Wilson interval of each critical-fault portion is reported). Reported per point,
+as in the paper: the accuracy loss (fault-free accuracy minus the mean faulty accuracy,
+in points), the portion of critical faults (the top-1 class changes on at least one test
+image) and the network size (hidden neurons, copies included).
+
+Interpretation of the 20 % threshold: the paper states its reduction factors at
+NVF >= 20 %, which protects 17.86 % (MLP-7), 3.99 % (LeNet-5) and 0.6 % (AlexNet) of
+its neurons. On digits the largest NVF is a few percent, so 20 % selects no neuron and
+the factors there are 1. The experiment therefore also evaluates the *matched* point:
+the top-ranked neurons in the same portion as the paper protects at 20 %
+(:data:`golden.experiments.table1.PAPER_AT_20`), selected by rank (ties at the boundary
+broken by the ranking's order), and states the factors at both.
+"""
+
+import click
+
+from golden.experiments import common
+from golden.experiments.table1 import PAPER_AT_20, matched_threshold, parse_images
+
+__all__ = ["PAPER_AT_20_RESULTS", "command"]
+
+#: Paper 004 at NVF >= 20 %: LCU accuracy loss (points) and the reduction factors of the
+#: accuracy loss and of the critical faults against the unprotected network.
+PAPER_AT_20_RESULTS = {
+    "mlp7": {"lcu_accuracy_loss": 4.86, "accuracy_factor": 2.14, "critical_factor": 1.85,
+             "neurons_tmr": 3822, "neurons_lcu": 3319},
+    "lenet5": {"lcu_accuracy_loss": 3.88, "accuracy_factor": 3.38, "critical_factor": 2.78,
+               "neurons_tmr": 5058, "neurons_lcu": 4871},
+    "alexnet": {"lcu_accuracy_loss": 1.56, "accuracy_factor": 3.36, "critical_factor": 1.97,
+                "neurons_tmr": 104412, "neurons_lcu": 103790},
+}
+_MODELS = ("mlp7", "lenet5", "alexnet")
+_SCHEMES = ("lcu", "tmr")
+
+
+def _point(ctx, model_path, net, stem, label, selection, scheme, cap, test_images,
+           unprotected):
+    """Harden with ``scheme`` and run its campaign; the unprotected result when nothing is
+    selected."""
+    from golden.harden import cost, harden, to_channels
+
+    if not selection:
+        return {**unprotected, "protected_neurons": 0}
+    protect = to_channels(net, selection)
+    per = {layer.name: layer.neurons // layer.weight.shape[0] for layer in net.layers}
+    hardened = harden(net, scheme, protect)
+    path = common.hardened_path(ctx, hardened, model_path, f"{stem}-{label}-{scheme}.pt",
+                                {"scheme": scheme, "point": label,
+                                 "selected_neurons": len(selection)})
+    summary = common.campaign(ctx, path, cap=cap, images=test_images)
+    return {**summary, "protected_neurons": sum(per[name] for name, _ in protect),
+            "hidden_neurons": cost(hardened)["hidden_neurons"]}
+
+
+def _row(model, label, threshold, scheme, selected, result):
+    low, high = common.wilson(result["critical"], result["completed"])
+    return {"model": model, "point": label, "threshold_pct": threshold, "scheme": scheme,
+            "selected_neurons": selected, "protected_neurons": result["protected_neurons"],
+            "hidden_neurons": result["hidden_neurons"], "faults": result["completed"],
+            "leveugle_faults": result["leveugle"], "critical": result["critical"],
+            "critical_pct": 100 * result["critical_rate"], "critical_low_pct": 100 * low,
+            "critical_high_pct": 100 * high,
+            "accuracy_loss_pts": 100 * result["accuracy_loss"],
+            "fault_free_accuracy_pct": 100 * result["fault_free_accuracy"]}
+
+
+def _factor(base, value):
+    return base / value if value > 0 else None
+
+
+def _plot(ctx, rows, models):
+    plt = common.pyplot()
+    figure, axes = plt.subplots(3, len(models), figsize=(4.2 * len(models), 9), squeeze=False)
+    keys = (("accuracy_loss_pts", "accuracy loss (points)"),
+            ("critical_pct", "critical faults (%)"), ("hidden_neurons", "network size (neurons)"))
+    styles = {"none": ("unprotected", "k", "o"), "lcu": ("LCU (splitting)", "C0", "s"),
+              "tmr": ("TMR", "C3", "^")}
+    for c, model in enumerate(models):
+        points = [r for r in rows if r["model"] == model and r["point"] != "matched"]
+        for r_, (key, title) in enumerate(keys):
+            axis = axes[r_][c]
+            for scheme, (name, color, marker) in styles.items():
+                mine = sorted((r for r in points if r["scheme"] == scheme),
+                              key=lambda r: r["threshold_pct"])
+                if not mine:
+                    continue
+                xs = [r["threshold_pct"] for r in mine]
+                axis.plot(xs, [r[key] for r in mine], color=color, marker=marker, label=name)
+                if key == "critical_pct":
+                    axis.fill_between(xs, [r["critical_low_pct"] for r in mine],
+                                      [r["critical_high_pct"] for r in mine], color=color,
+                                      alpha=0.12)
+            axis.set_xscale("symlog", linthresh=1)
+            axis.grid(True, alpha=0.3)
+            if r_ == 0:
+                axis.set_title(common.MODEL_LABELS[model])
+            if r_ == 2:
+                axis.set_xlabel("NVF threshold (%)")
+            if c == 0:
+                axis.set_ylabel(title)
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle("Paper 004 Fig. 4 on digits (single bit flips in neuron outputs)")
+    return common.save_figure(ctx, figure, "fig4.png")
+
+
+@click.command("fig4")
+@click.option("--models", default="lenet5,mlp7", show_default=True,
+              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@click.option("--images", default="200", show_default=True,
+              help="Training images analysed by NVF: N, and/or MODEL=N per network.")
+@click.option("--thresholds", default="0.5,1,2,3,20", show_default=True,
+              help="NVF thresholds (%); the matched point is always added.")
+@click.option("--max-faults", type=click.IntRange(min=1), default=None,
+              help="Cap every campaign at this many faults (default: Leveugle's size).")
+@click.option("--test-images", type=click.IntRange(min=1), default=None,
+              help="Campaigns on the first N test images only (default: all).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs (default: each network's own).")
+@common.common_options("fig4")
+def command(models, images, thresholds, max_faults, test_images, epochs, output, cache,
+            seed, as_json):
+    """Paper 004 Fig. 4: accuracy loss, critical faults, size vs NVF threshold."""
+    models = common.parse_names(models, "--models", _MODELS)
+    per_model = parse_images(images, models)
+    grid = sorted(set(common.parse_floats(thresholds, "--thresholds", low=0, high=100)))
+    ctx = common.prepare("fig4", output, cache, seed, as_json)
+    from tqdm import tqdm
+
+    from golden.harden import cost, select_top
+    from golden.quantize import quantize_checkpoint
+
+    rows, statements, summary = [], [], {}
+    try:
+        for model in models:
+            path = common.checkpoint(ctx, model, epochs=epochs)
+            ranking = common.ranking_list(
+                common.ranking_path(ctx, path, "nvf", images=per_model[model]), path)
+            net = quantize_checkpoint(path)[0]
+            stem = f"{model}-nvf{per_model[model]}"
+            ctx.say(f"{common.MODEL_LABELS[model]}: unprotected campaign")
+            base = common.campaign(ctx, path, cap=max_faults, images=test_images)
+            base.update({"protected_neurons": 0, "hidden_neurons": cost(net)["hidden_neurons"]})
+            rows_model = []
+            points = [(f"{t:g}", t, select_top(ranking, threshold=t)) for t in grid]
+            fraction = PAPER_AT_20[model]
+            points.append(("matched", matched_threshold([s for _, _, s in ranking], fraction),
+                           select_top(ranking, fraction=fraction)))
+            bar = tqdm(total=len(points) * len(_SCHEMES), desc=f"fig4 {model}", unit="point",
+                       disable=None if not as_json else True)
+            for label, t, selection in points:
+                rows_model.append(_row(model, label, t, "none", len(selection), base))
+                for scheme in _SCHEMES:
+                    result = _point(ctx, path, net, stem,
+                                    "matched" if label == "matched" else f"t{label}",
+                                    selection, scheme, max_faults, test_images, base)
+                    rows_model.append(_row(model, label, t, scheme, len(selection), result))
+                    bar.update()
+            bar.close()
+            rows += rows_model
+            summary[model] = _statements(model, rows_model, statements)
+    except ValueError as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    header = list(rows[0])
+    common.write_csv(ctx, "fig4.csv", header,
+                     [[round(v, 4) if isinstance(v, float) else v for v in r.values()]
+                      for r in rows])
+    md = common.markdown_table(
+        ["network", "NVF >=", "scheme", "protected neurons", "network size", "faults",
+         "critical faults (95 % CI)", "accuracy loss (points)"],
+        [[common.MODEL_LABELS[r["model"]],
+          "matched" + f" ({r['threshold_pct']:.3g} %)" if r["point"] == "matched"
+          else f"{r['threshold_pct']:g} %", r["scheme"], f"{r['protected_neurons']:,}",
+          f"{r['hidden_neurons']:,}",
+          f"{r['faults']:,}" + ("" if r["faults"] >= r["leveugle_faults"] else
+                                f" of {r['leveugle_faults']:,}"),
+          f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
+          f"{r['accuracy_loss_pts']:.3f}"] for r in rows])
+    common.write_text(ctx, "fig4.md", md + "\n" + "\n".join(f"- {s}" for s in statements)
+                      + "\n")
+    _plot(ctx, rows, models)
+    common.finish(ctx, {"models": summary, "max_faults": max_faults}, statements)
+
+
+def _statements(model, rows, statements):
+    """Reduction factors of the LCU and TMR against unprotected at 20 % and matched."""
+    label = common.MODEL_LABELS[model]
+    paper = PAPER_AT_20_RESULTS[model]
+    out = {}
+    for point in ("20", "matched"):
+        here = {r["scheme"]: r for r in rows if r["point"] == point}
+        if not here:
+            continue
+        base = here["none"]
+        entry = {"threshold_pct": base["threshold_pct"],
+                 "selected_neurons": base["selected_neurons"]}
+        for scheme in _SCHEMES:
+            r = here[scheme]
+            entry[scheme] = {
+                "accuracy_loss_pts": r["accuracy_loss_pts"], "critical_pct": r["critical_pct"],
+                "hidden_neurons": r["hidden_neurons"],
+                "accuracy_factor": _factor(base["accuracy_loss_pts"], r["accuracy_loss_pts"]),
+                "critical_factor": _factor(base["critical_pct"], r["critical_pct"])}
+        out[point] = entry
+        where = ("NVF >= 20 %" if point == "20" else
+                 f"the matched point (top {PAPER_AT_20[model]} % of the NVF ranking, "
+                 f"NVF >= {base['threshold_pct']:.3g} %)")
+
+        def fmt(f):
+            return "n/a" if f is None else f"{f:.2f}x"
+        parts = [f"{name} accuracy loss {e['accuracy_loss_pts']:.3f} points (factor "
+                 f"{fmt(e['accuracy_factor'])}), critical faults {e['critical_pct']:.2f} % "
+                 f"(factor {fmt(e['critical_factor'])}), {e['hidden_neurons']:,} neurons"
+                 for name, e in (("LCU", entry["lcu"]), ("TMR", entry["tmr"]))]
+        statements.append(
+            f"{label} at {where}: {base['selected_neurons']:,} neurons selected; unprotected "
+            f"accuracy loss {base['accuracy_loss_pts']:.3f} points, critical faults "
+            f"{base['critical_pct']:.2f} %; " + "; ".join(parts) + ". Paper 004 at 20 %: "
+            f"LCU loss {paper['lcu_accuracy_loss']} points, factors "
+            f"{paper['accuracy_factor']}x (accuracy loss) and {paper['critical_factor']}x "
+            f"(critical faults), {paper['neurons_lcu']:,} (LCU) vs {paper['neurons_tmr']:,} "
+            f"(TMR) neurons.")
+    return out

@@ -1,0 +1,161 @@
+"""Paper 004, Table I: how many neurons have an NVF at or above each threshold.
+
+For each network the NVF of every hidden neuron (:mod:`golden.nvf`, over the first
+``--images`` training images) is computed once (cached) and counted against two grids
+of thresholds: the paper's (0, 5, ..., 50 %) and a finer one covering the range that the
+digits networks really reach (their largest NVF is a few percent, far below the
+paper's MNIST / CIFAR-10 values). The Markdown table puts the paper's counts next to
+ours. It also gives, per network, the *matched threshold*: the NVF above which the
+same portion of neurons is selected as the paper selects at 20 % (:data:`PAPER_AT_20`),
+used by the ``fig4`` experiment.
+"""
+
+import click
+
+from golden.experiments import common
+
+__all__ = ["PAPER_GRID", "PAPER_TABLE1", "PAPER_AT_20", "count_at", "matched_threshold",
+           "parse_images", "command"]
+
+#: The paper's NVF thresholds (%).
+PAPER_GRID = [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+#: Paper 004 Table I: neurons with NVF >= each threshold of :data:`PAPER_GRID`.
+PAPER_TABLE1 = {
+    "mlp7": [2816, 2513, 1382, 903, 503, 272, 184, 85, 26, 7, 0],
+    "lenet5": [4684, 4380, 1659, 222, 187, 70, 3, 0, 0, 0, 0],
+    "alexnet": [103168, 46322, 15818, 5171, 622, 398, 232, 147, 56, 6, 0],
+}
+#: Portion of neurons (%) the paper protects at its NVF threshold of 20 %.
+PAPER_AT_20 = {"mlp7": 17.86, "lenet5": 3.99, "alexnet": 0.6}
+_MODELS = ("mlp7", "lenet5", "alexnet")
+
+
+def count_at(scores, threshold):
+    """Neurons whose score is at least ``threshold``."""
+    return sum(1 for s in scores if s >= threshold)
+
+
+def matched_threshold(scores, portion):
+    """The score threshold selecting the top ``portion`` % of ``scores`` (best first).
+
+    Returns the score of the last selected neuron (ties may select a few more).
+    """
+    k = max(1, round(portion * len(scores) / 100))
+    return sorted(scores, reverse=True)[k - 1]
+
+
+def parse_images(text, models):
+    """``--images``: ``N`` for every model and/or ``model=N`` overrides."""
+    out, default = {}, None
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, _, value = item.rpartition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            raise click.ClickException(f"--images: {item!r} is not N or MODEL=N") from None
+        if number < 1:
+            raise click.ClickException(f"--images: {item!r} must be at least 1 image")
+        if name:
+            if name not in _MODELS:
+                raise click.ClickException(f"--images: unknown model {name!r}")
+            out[name] = number
+        else:
+            default = number
+    if default is None and any(m not in out for m in models):
+        raise click.ClickException("--images needs a number for every model")
+    return {m: out.get(m, default) for m in models}
+
+
+def _plot(ctx, rows_by_model, paper):
+    plt = common.pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for model, points in rows_by_model.items():
+        thresholds = [t for t, _, _ in points]
+        line, = axis.plot(thresholds, [p for _, _, p in points], marker=".",
+                          label=f"{common.MODEL_LABELS[model]} (digits, ours)")
+        if paper:
+            axis.plot(PAPER_GRID, [100 * n / PAPER_TABLE1[model][0]
+                                   for n in PAPER_TABLE1[model]],
+                      linestyle="--", color=line.get_color(), alpha=0.6,
+                      label=f"{common.MODEL_LABELS[model]} (paper 004)")
+    axis.set_xscale("symlog", linthresh=1)
+    axis.set_xlabel("NVF threshold (%)")
+    axis.set_ylabel("neurons with NVF >= threshold (%)")
+    axis.set_title("Paper 004 Table I: portion of critical neurons")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=7)
+    return common.save_figure(ctx, figure, "table1.png")
+
+
+@click.command("table1")
+@click.option("--models", default="mlp7,lenet5,alexnet", show_default=True,
+              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@click.option("--images", default="200", show_default=True,
+              help="Training images analysed by NVF: N, and/or MODEL=N per network.")
+@click.option("--thresholds", default="0,0.1,0.25,0.5,1,2,3,4", show_default=True,
+              help="Fine NVF thresholds (%) reported besides the paper's 0, 5, ..., 50.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs (default: each network's own).")
+@common.common_options("table1")
+def command(models, images, thresholds, epochs, output, cache, seed, as_json):
+    """Paper 004 Table I: neurons with NVF >= 0, 5, ..., 50 % (and finer thresholds)."""
+    models = common.parse_names(models, "--models", _MODELS)
+    per_model = parse_images(images, models)
+    fine = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
+    ctx = common.prepare("table1", output, cache, seed, as_json)
+    csv_rows, md_rows, curves, summary = [], [], {}, {}
+    try:
+        for model in models:
+            path = common.checkpoint(ctx, model, epochs=epochs)
+            ranking = common.ranking_list(
+                common.ranking_path(ctx, path, "nvf", images=per_model[model]), path)
+            scores = [s for _, _, s in ranking]
+            total = len(scores)
+            top = max(scores)
+            matched = matched_threshold(scores, PAPER_AT_20[model])
+            points = []
+            grid = sorted({("fine", t) for t in fine if t not in PAPER_GRID}
+                          | {("paper", t) for t in PAPER_GRID}, key=lambda g: g[1])
+            for kind, t in grid:
+                n = count_at(scores, t)
+                paper_n = (PAPER_TABLE1[model][PAPER_GRID.index(t)] if kind == "paper"
+                           else None)
+                paper_p = 100 * paper_n / PAPER_TABLE1[model][0] if paper_n is not None else None
+                csv_rows.append([model, kind, t, n, round(100 * n / total, 4),
+                                 "" if paper_n is None else paper_n,
+                                 "" if paper_p is None else round(paper_p, 4)])
+                points.append((t, n, 100 * n / total))
+                md_rows.append([common.MODEL_LABELS[model], f">= {t:g} %" +
+                                ("" if kind == "paper" else " (fine)"),
+                                f"{n:,}", f"{100 * n / total:.2f} %",
+                                "" if paper_n is None else f"{paper_n:,}",
+                                "" if paper_p is None else f"{paper_p:.2f} %"])
+            curves[model] = sorted(set(points))
+            summary[model] = {
+                "neurons": total, "images": per_model[model], "max_nvf": top,
+                "mean_nvf": sum(scores) / total,
+                "counts": {f"{t:g}": count_at(scores, t)
+                           for t in sorted(set(fine) | set(PAPER_GRID))},
+                "paper_neurons": PAPER_TABLE1[model][0],
+                "paper_portion_at_20": PAPER_AT_20[model],
+                "matched_threshold": matched,
+                "matched_neurons": count_at(scores, matched)}
+    except ValueError as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    common.write_csv(ctx, "table1.csv", ["model", "grid", "threshold_pct", "neurons",
+                                         "portion_pct", "paper_neurons", "paper_portion_pct"],
+                     csv_rows)
+    notes = [f"- {common.MODEL_LABELS[m]}: {s['neurons']:,} neurons, NVF over "
+             f"{s['images']} training images; largest NVF {s['max_nvf']:.3f} %, mean "
+             f"{s['mean_nvf']:.4f} %. The paper's 20 % threshold protects "
+             f"{PAPER_AT_20[m]} % of its neurons; the same portion here is NVF >= "
+             f"{s['matched_threshold']:.4g} % ({s['matched_neurons']:,} neurons)."
+             for m, s in summary.items()]
+    common.write_text(ctx, "table1.md", common.markdown_table(
+        ["network", "NVF", "neurons (ours)", "portion (ours)", "neurons (paper 004)",
+         "portion (paper 004)"], md_rows) + "\n" + "\n".join(notes) + "\n")
+    _plot(ctx, curves, True)
+    lines = [f"{common.MODEL_LABELS[m]}: {s['neurons']} neurons, max NVF "
+             f"{s['max_nvf']:.3f} %, >= 5 %: {s['counts']['5']}, matched threshold "
+             f"{s['matched_threshold']:.4g} %" for m, s in summary.items()]
+    common.finish(ctx, {"models": summary}, lines)

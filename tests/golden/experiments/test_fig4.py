@@ -1,0 +1,37 @@
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import main
+
+
+@pytest.mark.slow
+def test_fig4_small_on_lenet5(cache, tmp_path):
+    out = tmp_path / "f4"
+    args = ["experiment", "fig4", "--models", "lenet5", "--images", "2", "--thresholds",
+            "0.5,20", "--max-faults", "8", "--test-images", "20",
+            "--cache", str(cache("lenet5")), "-o", str(out), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out / "fig4.csv")))
+    assert [(r["point"], r["scheme"]) for r in rows] == [
+        (p, s) for p in ("0.5", "20", "matched") for s in ("none", "lcu", "tmr")]
+    by = {(r["point"], r["scheme"]): r for r in rows}
+    for r in rows:
+        assert int(r["faults"]) == 8 < int(r["leveugle_faults"])
+        n, c = int(r["hidden_neurons"]), int(r["protected_neurons"])
+        assert n == 4684 + {"none": 0, "lcu": c, "tmr": 2 * c}[r["scheme"]]
+    # 20 % selects nothing on digits: the hardened rows are the unprotected campaign.
+    assert by[("20", "lcu")]["critical"] == by[("20", "none")]["critical"]
+    assert int(by[("20", "tmr")]["protected_neurons"]) == 0
+    # The matched point protects at least the paper's 3.99 % (187 neurons).
+    assert int(by[("matched", "lcu")]["selected_neurons"]) == 187
+    assert int(by[("matched", "lcu")]["protected_neurons"]) >= 187
+    summary = json.loads(result.output)
+    assert set(summary["models"]["lenet5"]) == {"20", "matched"}
+    # A rerun resumes every campaign from results.sqlite and gives the same table.
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert list(csv.DictReader(open(out / "fig4.csv"))) == rows

@@ -1,0 +1,48 @@
+import csv
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from golden.experiments.table1 import (PAPER_GRID, PAPER_TABLE1, count_at, matched_threshold,
+                                       parse_images)
+from sim.cli import main
+
+
+def test_counts_and_matched_threshold():
+    scores = [5.0, 4.0, 4.0, 1.0, 0.0]
+    assert [count_at(scores, t) for t in (0, 1, 4, 4.5, 6)] == [5, 4, 3, 1, 0]
+    assert matched_threshold(scores, 40) == 4.0
+    assert matched_threshold(scores, 1) == 5.0      # at least one neuron
+
+
+def test_parse_images():
+    assert parse_images("200,alexnet=20", ["lenet5", "alexnet"]) == {"lenet5": 200,
+                                                                       "alexnet": 20}
+    for bad in ("lenet5=10", "x", "0", "resnet=3"):
+        with pytest.raises(click.ClickException):
+            parse_images(bad, ["lenet5", "mlp7"])
+
+
+def test_table1_on_lenet5(cache, tmp_path):
+    out = tmp_path / "t1"
+    result = CliRunner().invoke(main, ["experiment", "table1", "--models", "lenet5",
+                                       "--images", "2", "--thresholds", "0,1,3",
+                                       "--cache", str(cache("lenet5")), "-o", str(out),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    lenet = summary["models"]["lenet5"]
+    assert lenet["neurons"] == 4684 and lenet["counts"]["0"] == 4684
+    rows = list(csv.DictReader(open(out / "table1.csv")))
+    paper = [r for r in rows if r["grid"] == "paper"]
+    assert [int(r["paper_neurons"]) for r in paper] == PAPER_TABLE1["lenet5"]
+    assert [float(r["threshold_pct"]) for r in paper] == PAPER_GRID
+    counts = [int(r["neurons"]) for r in sorted(rows, key=lambda r: float(r["threshold_pct"]))]
+    assert counts == sorted(counts, reverse=True)
+    assert {r["threshold_pct"] for r in rows if r["grid"] == "fine"} == {"1.0", "3.0"}
+    assert lenet["counts"]["1"] == int(next(r["neurons"] for r in rows
+                                            if r["threshold_pct"] == "1.0"))
+    assert "| LeNet-5 | >= 20 % |" in (out / "table1.md").read_text()
+    assert (out / "table1.png").read_bytes()[:4] == b"\x89PNG"
