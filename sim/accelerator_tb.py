@@ -13,19 +13,25 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     Starts the 10 ns clock and applies a two-cycle reset. Call once per simulation.
 ``await tb.load(tile)``
     Writes a :class:`sim.tile.Tile` into the operand buffers and registers (zero-padded
-    to the array; ``2 * K + 4 * cols + 1`` write cycles, plus ``cols + 1`` with
-    protection). Raises ``ValueError`` when the tile does not fit (``m > rows``,
-    ``n > cols``, ``K > k_depth``) or uses protection this build lacks (LCU pairs need
-    ``protect="lcu"``, TMR triples ``protect="tmr"``). The tile stays loaded: ``run`` can
-    be repeated (one fault per run) without loading again.
+    to the array; ``2 * K + 4 * cols + 1`` write cycles, plus ``cols`` with
+    ``protect="lcu"`` and ``cols + 1`` with ``"tmr"``). Raises ``ValueError`` when the
+    tile does not fit (``m > rows``, ``n > cols``, ``K > k_depth``) or uses protection
+    this build lacks (LCU pairs need ``protect="lcu"``, TMR triples ``protect="tmr"``).
+    The tile stays loaded: ``run`` can be repeated (one fault per run) without loading
+    again.
 ``await tb.run(*, on_cycle=None)`` -> int
     Pulses ``start`` and waits for ``done``; returns the cycles taken, which is always
     :func:`hw.accelerator.tile_cycles` ``(rows, cols, K) = K + 2*rows + cols + 2`` of the
-    *array* size (not the tile's), e.g. 94 for an 8x8 array and K = 64.
-    ``on_cycle(cycle)`` is awaited at the falling edge before each clock edge of the run,
-    ``cycle`` counting from 0 (the edge that samples ``start``); fault-injection hooks
-    act there (``sim.inject``). Raises ``TimeoutError`` if ``done`` does not rise within
-    ``tile_cycles + 64`` cycles (a fault in the controller can hang it).
+    *array* size (not the tile's), e.g. 90 for an 8x8 array and K = 64.
+    ``on_cycle(cycle)`` is awaited at the falling edge inside each clock cycle of the
+    run, before its rising edge; fault-injection hooks act there (``sim.inject``). With
+    R = rows, C = cols: cycle 0 samples ``start``; 1 clears the array; ``2 .. K+1``
+    stream step ``k = cycle - 2``; ``K+2 .. K+R+C`` flush; ``K+R+C+1 .. K+2R+C`` drain
+    (the accumulators are final at the first of them; drain cycle ``i`` feeds row
+    ``R-1-i`` to the requantizers and the ``y_{c}`` registers hold that row, being
+    protected and written, in the next cycle); ``K+2R+C+1`` writes row 0. Raises
+    ``TimeoutError`` if ``done`` does not rise within ``tile_cycles + 64`` cycles (a
+    fault in the controller can hang it).
 ``await tb.read()`` -> numpy.ndarray
     The int64 ``[m, n]`` protected int8 outputs of the loaded tile's shape (``m``
     cycles). They equal ``sim.tile.reference(tile, acc_width)[1]`` bit for bit.
@@ -41,6 +47,10 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     ``run_tile`` over a sequence of tiles.
 ``tb.cycles``
     Clock cycles simulated since ``start`` (loads, runs and reads included).
+``tb.tile``
+    The tile loaded last (None before the first ``load``).
+``await tb.write(select, address, data)``, ``await tb.tick(count=1)``
+    One raw load-port write (``hw.accelerator.WRITE_SELECT``), and waiting cycles.
 ``random_tile(rng, m, k, n, ...)``
     A random :class:`sim.tile.Tile` whose outputs spread over the int8 range, for
     regressions and campaigns.
