@@ -179,3 +179,34 @@ def test_parameters_are_read_only():
         (3, 4, 8, 24, "lcu", 16)
     with pytest.raises(AttributeError):
         dut.protect = "tmr"
+
+
+def test_writes_while_busy_are_ignored():
+    rng = np.random.default_rng(6)
+    dut = Accelerator(rows=2, cols=3, k_depth=4)
+    tile = random_tile(rng, 2, 4, 3)
+    out = {}
+
+    async def testbench(ctx):
+        driver = Driver(ctx, dut)
+        await driver.load(tile)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        # Overwrite operands, parameters and K on every cycle of the run.
+        ctx.set(dut.wr_en, 1)
+        cycle = 0
+        while not ctx.get(dut.done):
+            ctx.set(dut.wr_sel, cycle % 8)
+            ctx.set(dut.wr_addr, cycle % 3)
+            ctx.set(dut.wr_data, 0x5A5A_5A5A)
+            await ctx.tick()
+            cycle += 1
+        ctx.set(dut.wr_en, 0)
+        out["y"] = await driver.read(2, 3)
+        out["rerun"] = (await driver.run(), await driver.read(2, 3))
+
+    simulate(dut, testbench)
+    expected = reference(tile)[1]
+    np.testing.assert_array_equal(out["y"], expected)
+    np.testing.assert_array_equal(out["rerun"][1], expected)
