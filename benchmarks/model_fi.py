@@ -9,7 +9,7 @@ is evaluated on the whole digits test split (360 images).
   rows pruned), timed on the whole sample, outcome classification included;
 * naive: :func:`golden.injection.naive_logits`, a full re-run of the integer network per
   fault with the fault applied inside the layer loop. It is timed on a random subset of
-  the same faults (``--naive-faults``, default 40) and *extrapolated* per fault to the
+  the same faults (``--naive-faults``, default 200) and *extrapolated* per fault to the
   whole sample; the subset's logits are also checked against the fast engine's.
 
     .venv/bin/python benchmarks/model_fi.py [--model LENET5.pt] [--json]
@@ -50,7 +50,7 @@ def checkpoint(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="LeNet-5 checkpoint (default: train and cache one)")
-    parser.add_argument("--naive-faults", type=int, default=40,
+    parser.add_argument("--naive-faults", type=int, default=200,
                         help="faults timed with the naive engine (extrapolated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")

@@ -10,17 +10,24 @@ How it is fast
    neuron output ``y_i`` of every layer for every image are cached.
 2. Faults are grouped by layer and evaluated in chunks along the batch dimension: a row
    is one (fault, image) pair, so ``F`` faults on ``B`` images are ``F*B`` rows pushed
-   through the rest of the network at once (chunks bounded by ``max_elements``).
+   through the rest of the network at once (chunks bounded by ``max_elements``, whose
+   default keeps a chunk's working set in the CPU caches: larger chunks are slower).
 3. Nothing before the faulty layer is recomputed. For an output or accumulator fault
    only the faulty neuron's value is recomputed (from the cached ``y``/``acc``), mapped
    through max-pooling to the single input element of the next layer it reaches, and the
    next layer is updated *incrementally*: ``acc' = wrap(acc + dx * w)`` on the outputs
-   that element feeds (exact, since the accumulator wraps modulo 2**32). A weight fault
+   that element feeds (exact, since the accumulator wraps modulo 2**32). For a
+   convolution this is one gather of a precomputed window of fault-free accumulators
+   plus ``dx`` times the element's precomputed influence on that window, laid out so that
+   max-pooling is a max over contiguous blocks; the window's cells are compared with
+   precomputed fault-free ones before the next input is built. A weight fault
    recomputes only the affected output channel (``acc' = wrap(acc + dw * x)`` over the
    channel's receptive fields).
 4. After every layer, rows whose next-layer input equals the fault-free one are dropped:
    their logits are the fault-free logits (a flip masked by ReLU or max-pooling costs
-   nothing downstream). Only the remaining rows run the remaining layers densely.
+   nothing downstream). Only the remaining rows run the remaining layers densely, in
+   float64 (float32 products for linear layers whose partial sums stay below 2**24;
+   both exact, see ``_float_step``).
 
 Correction hook (hardened networks)
 -----------------------------------
@@ -139,7 +146,7 @@ class InjectionEngine:
         Bound on the elements of one chunk's largest activation tensor (memory).
     """
 
-    def __init__(self, net, x, labels=None, *, max_elements=1 << 23):
+    def __init__(self, net, x, labels=None, *, max_elements=1 << 20):
         self.net = net
         self.x = x
         self.labels = labels
@@ -162,7 +169,7 @@ class InjectionEngine:
                 self.corrected.append(self._correct(i, y))
                 h = net.next_input(i, self.corrected[-1])
         self.logits = h
-        self._patch_cache = {}
+        self._tables = {}
         self._float_steps = {}
         self._float_inputs = {}
         self.index = {layer.name: i for i, layer in enumerate(net.layers)}
@@ -209,7 +216,9 @@ class InjectionEngine:
         weights, so the 32-bit wrap never triggers), ``acc * M + 2**(s-1)`` stays below
         2**48 and scaling by 2**-s then flooring is the arithmetic shift. It computes the
         contract of :func:`golden.numerics.requantize`; the tests check it against the
-        naive engine, which calls that function.
+        naive engine, which calls that function. A linear layer whose partial sums all
+        stay below 2**24 (``128 * sum |w|``) multiplies in float32, exact in any summation
+        order and twice as fast.
         """
         if k in self._float_steps:
             return self._float_steps[k]
@@ -227,11 +236,15 @@ class InjectionEngine:
             inv = torch.pow(2.0, -layer.shift.double()).view(shape)
             low = 0.0 if layer.relu else -128.0
             high = self.high[k].double().view(shape)
-            wt = None if conv else w.T.contiguous()
+            single = int(fan.max()) * 128 < (1 << 24)
+            wt = None if conv else w.T.contiguous().to(
+                torch.float32 if single else torch.float64)
 
             def step(x):
                 if conv:
                     z = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+                elif single:
+                    z = (x.flatten(1).float() @ wt).double()
                 else:
                     z = x.flatten(1) @ wt
                 y = torch.floor(((z + b) * m + r) * inv).clamp_(min=low)
@@ -388,15 +401,71 @@ class InjectionEngine:
         layer j+1's input.
 
         Only a window of outputs around the changed position is recomputed (aligned to
-        whole pooling cells when the layer pools); the rest of each row's next input is
-        the cached fault-free one.
+        whole pooling cells when the layer pools): the fault-free window of accumulators
+        plus ``d`` times the precomputed influence of each changed input. Rows whose
+        window comes out as the fault-free one are dropped; the others get the cached
+        fault-free next input with the window's cells replaced.
         """
+        t = self._window_tables(j)
+        R = rows.shape[0]
+        img = rows[:, 1]
+        pos = t["start"][h * t["width"] + w]
+        safe = t["bound"] + ci.shape[1] * t["delta"] < (1 << (ACC_WIDTH - 1))
+        dtype = torch.int32 if safe else torch.int64
+        win = t["patches"].index_select(0, img * t["positions"] + pos).to(dtype)
+        for g in range(ci.shape[1]):
+            win += t["influence"].index_select(0, ci[:, g] * t["plane"] + h * t["width"] + w
+                                               ).to(dtype) * d[:, g:g + 1].to(dtype)
+        if not safe:
+            win = wrap(win, ACC_WIDTH)
+        y = self._window_outputs(j, win)
+        changed = (y != t["reference"].index_select(0, img * t["positions"] + pos)).any(1)
+        if not bool(changed.all()):
+            rows, img, pos, y = rows[changed], img[changed], pos[changed], y[changed]
+        x_next = t["next"].index_select(0, img)
+        x_next.scatter_(1, t["cells"].index_select(0, pos), y)
+        x_next = x_next[:, :-1]
+        return (x_next if self.net.layers[j].flatten
+                else x_next.reshape(-1, *t["next_shape"])), rows
+
+    def _window_outputs(self, j, win):
+        """Window accumulators ``[R, k*k*O*ph*pw]`` (pooling offset major) -> the window's
+        cells of layer j+1's input, ``[R, C*ph*pw]``."""
+        layer = self.net.layers[j]
+        t = self._tables[j]
+        R, kk, O = win.shape[0], t["kk"], layer.weight.shape[0]
+        win = win.view(R, kk, O, -1)
+        if self.reach[j] is None:
+            # Requantization is monotone per channel, so max-pool the accumulators first
+            # and requantize only the pooled cells: pool(requant(acc)) == requant(pool(acc)).
+            acc = win.amax(1) if kk > 1 else win[:, 0]
+            y = _requantize_layer(layer, acc.to(torch.int64), self.high[j])
+        else:
+            # The correction mixes channels, so it runs between requantization and pooling.
+            y = _requantize_layer(layer, win.transpose(1, 2).to(torch.int64), self.high[j])
+            y = self.correct_hook(j, y).amax(2)
+        return y.reshape(R, -1)
+
+    def _window_tables(self, j):
+        """Precomputed tables of conv layer ``j``'s incremental window (built once).
+
+        ``patches``: the fault-free accumulators of every window ``[B*P, k*k*O*ph*pw]``
+        (``P`` window positions, pooling offset major); ``influence``: the change of those
+        accumulators per unit change of each input element ``[C_in*H*W, ...]``;
+        ``start``: the window position of each input pixel; ``reference``: the window
+        cells computed from ``patches``; ``cells``/``next``: where the cells sit in the
+        flat next input (invalid cells -> a dummy last column) and that input per image.
+        """
+        if j in self._tables:
+            return self._tables[j]
         layer = self.net.layers[j]
         weight = layer.weight
-        O, _, K_h, K_w = weight.shape
-        acc_all = self.accs[j]
-        Ho, Wo = acc_all.shape[2], acc_all.shape[3]
+        O, C_in, K_h, K_w = weight.shape
+        acc = self.accs[j]
+        B, _, Ho, Wo = acc.shape
+        H, W = self.inputs[j].shape[2], self.inputs[j].shape[3]
         s, p, k = layer.stride, layer.padding, layer.pool
+        step = k if k else 1
 
         def span(pos, K):
             lo = (-torch.div(-(pos + p - K + 1), s, rounding_mode="floor")).clamp(min=0)
@@ -405,93 +474,56 @@ class InjectionEngine:
                 return (lo // k) * k, (-(-(n - 1) // k) + 1) * k
             return lo, n
 
-        bh, sh = span(h, K_h)
-        bw, sw = span(w, K_w)
-        step = k if k else 1
-        patches, nxt_cells, safe = self._patches(j, sh, sw, step, ci.shape[1])
-        dtype = torch.int32 if safe else torch.int64
-        R = rows.shape[0]
-        img = rows[:, 1]
-        # The window of each row, a contiguous copy from the precomputed patches.
-        win = patches[img, bh // step, bw // step].to(dtype).view(R, O, sh * sw)
-        # One scatter-add of d * weight[:, ci, kh, kw] at each output (kh, kw) feeds.
-        kh = torch.arange(K_h).view(1, -1, 1)
-        kw = torch.arange(K_w).view(1, 1, -1)
-        num_h = h.view(-1, 1, 1) + p - kh
-        num_w = w.view(-1, 1, 1) + p - kw
-        lh = torch.div(num_h, s, rounding_mode="floor") - bh.view(-1, 1, 1)
-        lw = torch.div(num_w, s, rounding_mode="floor") - bw.view(-1, 1, 1)
-        ok = ((num_h % s == 0) & (num_h >= 0) & (lh >= 0) & (lh < sh)
-              & (lh + bh.view(-1, 1, 1) < Ho)
-              & (num_w % s == 0) & (num_w >= 0) & (lw >= 0) & (lw < sw)
-              & (lw + bw.view(-1, 1, 1) < Wo))                               # [R, Kh, Kw]
-        index = torch.where(ok, lh * sw + lw, 0).view(R, 1, -1).expand(R, O, K_h * K_w)
-        src = (weight.transpose(0, 1)[ci] * d.view(R, -1, 1, 1, 1)).sum(1)  # [R, O, Kh, Kw]
-        src = src * ok.view(R, 1, K_h, K_w)
-        win.scatter_add_(2, index, src.reshape(R, O, K_h * K_w).to(dtype))
-        if not safe:
-            win = wrap(win, ACC_WIDTH)
-        win = win.view(R, O, sh, sw)
-        if self.reach[j] is not None:
-            # The correction mixes channels, so it runs between requantization and pooling.
-            y = self.correct_hook(j, _requantize_layer(layer, win.to(torch.int64),
-                                                       self.high[j]))
-            if k:
-                y = y.view(R, -1, sh // k, k, sw // k, k).amax((3, 5))
-        elif k:
-            # Requantization is monotone per channel, so max-pool the accumulators first
-            # and requantize only the pooled cells: pool(requant(acc)) == requant(pool(acc)).
-            win = win.view(R, O, sh // k, k, sw // k, k).amax((3, 5))
-            y = _requantize_layer(layer, win.to(torch.int64), self.high[j])
-        else:
-            y = _requantize_layer(layer, win.to(torch.int64), self.high[j])
+        bh, sh = span(torch.arange(H), K_h)                                 # per input row
+        bw, sw = span(torch.arange(W), K_w)
+        nh, nw = -(-Ho // step), -(-Wo // step)
+        ph, pw = sh // step, sw // step
+        # Accumulator windows, laid out [k, k, O, ph, pw] so that pooling is a max over
+        # the leading k*k blocks.
+        accp = F.pad(acc.to(torch.int32),
+                     (0, max(0, (nw - 1) * step + sw - Wo), 0, max(0, (nh - 1) * step + sh - Ho)))
+        patches = accp.unfold(2, sh, step).unfold(3, sw, step)          # [B,O,nh,nw,sh,sw]
+        patches = patches.reshape(B, O, nh, nw, ph, step, pw, step)
+        patches = patches.permute(0, 2, 3, 5, 7, 1, 4, 6).reshape(B * nh * nw, -1)
+        # Influence of +1 at input (ci, h, w) on every accumulator of its window.
+        hh, ww = torch.arange(H).view(-1, 1), torch.arange(W).view(1, -1)
+        influence = torch.zeros(C_in, H, W, step, step, O, ph, pw, dtype=torch.int64)
+        for kh in range(K_h):
+            for kw in range(K_w):
+                num_h, num_w = hh + p - kh, ww + p - kw
+                lh = torch.div(num_h, s, rounding_mode="floor") - bh.view(-1, 1)
+                lw = torch.div(num_w, s, rounding_mode="floor") - bw.view(1, -1)
+                ok = ((num_h % s == 0) & (num_h >= 0) & (lh >= 0) & (lh < sh)
+                      & (lh + bh.view(-1, 1) < Ho)
+                      & (num_w % s == 0) & (num_w >= 0) & (lw >= 0) & (lw < sw)
+                      & (lw + bw.view(1, -1) < Wo)).expand(H, W)
+                y_, x_ = ok.nonzero(as_tuple=True)
+                a, b_ = lh.expand(H, W)[y_, x_], lw.expand(H, W)[y_, x_]
+                # Indexed shape [N, C_in, O]: one target per (h, w), so += is exact.
+                influence[:, y_, x_, a % step, b_ % step, :, a // step, b_ // step] += \
+                    weight[:, :, kh, kw].T.unsqueeze(0)
+        self._tables[j] = t = {
+            "patches": patches, "positions": nh * nw, "kk": step * step,
+            "influence": influence.reshape(C_in * H * W, -1).to(torch.int32),
+            "plane": H * W, "width": W,
+            "start": ((bh // step).view(-1, 1) * nw + (bw // step).view(1, -1)).reshape(-1),
+            "bound": int(acc.abs().max()), "delta": 255 * int(weight.abs().max())}
+        # The fault-free cells of every window, through the very same computation.
+        t["reference"] = self._window_outputs(j, patches)
+        C = t["reference"].shape[1] // (ph * pw)
         Hn, Wn = (Ho // k, Wo // k) if k else (Ho, Wo)
-        C = y.shape[1]                                                   # [R, C, ph, pw]
-        ph, pw = y.shape[2], y.shape[3]
-        ch = (bh // step).view(-1, 1, 1) + torch.arange(ph).view(1, -1, 1)
-        cw = (bw // step).view(-1, 1, 1) + torch.arange(pw).view(1, 1, -1)
-        valid = (ch < Hn) & (cw < Wn)
-        cell = torch.where(valid, ch * Wn + cw, Hn * Wn).view(R, 1, ph * pw).expand(
-            R, C, ph * pw)                                   # invalid cells -> dummy column
-        y = y.reshape(R, C, ph * pw)
-        cached = nxt_cells[img]                                          # [R, C, Hn*Wn + 1]
-        changed = (cached.gather(2, cell) != y).flatten(1).any(1)
-        if not bool(changed.all()):
-            rows, cached, cell, y = rows[changed], cached[changed], cell[changed], y[changed]
-            R = rows.shape[0]
-        cached.scatter_(2, cell, y)
-        x_next = cached[:, :, :Hn * Wn].reshape(R, C, Hn, Wn)
-        if not k:
-            x_next = self.net.next_input(j, x_next)
-        elif layer.flatten:
-            x_next = x_next.flatten(1)
-        return x_next, rows
-
-    def _patches(self, j, sh, sw, step, terms):
-        """Cached windows of layer ``j``'s accumulators, its next-layer cells (with a dummy
-        column) and whether a change of ``terms`` weight terms can overflow the 32-bit
-        accumulator."""
-        key = (j, sh, sw, step, terms)
-        if key not in self._patch_cache:
-            acc = self.accs[j]
-            layer = self.net.layers[j]
-            B, O, Ho, Wo = acc.shape
-            nh, nw = -(-Ho // step), -(-Wo // step)
-            pad_h = (nh - 1) * step + sh - Ho
-            pad_w = (nw - 1) * step + sw - Wo
-            accp = F.pad(acc.to(torch.int32), (0, max(0, pad_w), 0, max(0, pad_h)))
-            patches = accp.unfold(2, sh, step).unfold(3, sw, step)      # [B,O,nh,nw,sh,sw]
-            patches = patches.permute(0, 2, 3, 1, 4, 5).contiguous()
-            C = self.corrected[j].shape[1]
-            if layer.pool:
-                cells = self.inputs[j + 1].reshape(B, C, -1)
-            else:
-                cells = self.corrected[j].reshape(B, C, -1)
-            cells = F.pad(cells, (0, 1)).contiguous()
-            # |delta| <= 255 * 127 per output and changed input.
-            bound = int(acc.abs().max()) + terms * 255 * int(layer.weight.abs().max())
-            self._patch_cache[key] = (patches, cells, bound < (1 << (ACC_WIDTH - 1)))
-        return self._patch_cache[key]
+        # Window position (a, b) covers the cells (a + 0..ph-1, b + 0..pw-1).
+        ch = torch.arange(nh).view(-1, 1, 1, 1) + torch.arange(ph).view(1, 1, -1, 1)
+        cw = torch.arange(nw).view(1, -1, 1, 1) + torch.arange(pw).view(1, 1, 1, -1)
+        cell = torch.where((ch < Hn) & (cw < Wn), ch * Wn + cw, C * Hn * Wn)  # [nh,nw,ph,pw]
+        offset = (torch.arange(C) * Hn * Wn).view(1, 1, -1, 1, 1)
+        cell = torch.where(cell.unsqueeze(2) < C * Hn * Wn, cell.unsqueeze(2) + offset,
+                           C * Hn * Wn)
+        t["cells"] = cell.reshape(nh * nw, -1)
+        nxt = self.inputs[j + 1] if k else self.corrected[j]
+        t["next"] = F.pad(nxt.reshape(B, -1), (0, 1))
+        t["next_shape"] = (C, Hn, Wn)
+        return t
 
     @staticmethod
     def _conv_delta(layer, acc, ci, h, w, d):
