@@ -9,7 +9,7 @@ from golden.hardened import HardenedNet, is_hardened, load_hardened, save_harden
 from golden.injection import InjectionEngine, naive_logits
 from golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
 from tests.golden.fi_nets import random_net
-from tests.golden.test_injection import random_faults
+from tests.golden.test_injection import conv_chain_net, random_faults
 
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
 
@@ -75,6 +75,19 @@ def test_engines_agree_on_random_faults(scheme, voter, geometry):
         assert torch.equal(fast[k], reference), fault
         changed += not torch.equal(reference, engine.logits)
     assert changed > 10
+
+
+@pytest.mark.parametrize("scheme", ["lcu", "tmr"])
+def test_engines_agree_on_unpooled_convolutions(scheme):
+    """Protected convolutions without pooling feeding convolutions (the correction runs
+    inside the next layer's incremental window)."""
+    net, x = conv_chain_net()
+    protect = [("conv1", 0), ("conv1", 3), ("conv2", 1), ("conv3", 2), ("fc1", 5)]
+    hardened = harden(net, scheme, protect)
+    faults = random_faults(hardened, 150, seed=len(scheme))
+    fast = InjectionEngine(hardened, x, max_elements=1 << 13).run(faults)
+    for k, fault in enumerate(faults):
+        assert torch.equal(fast[k], naive_logits(hardened, x, fault)), fault
 
 
 def test_every_zero_to_one_flip_in_an_lcu_half_is_masked():

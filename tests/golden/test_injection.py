@@ -10,7 +10,7 @@ from golden.faults import FAULT_MODELS, TARGETS, Fault, target_width
 from golden.injection import InjectionEngine, classify, naive_logits
 from golden.intmodel import IntNet
 from golden.numerics import lcu
-from tests.golden.fi_nets import random_net
+from tests.golden.fi_nets import _layer, random_net
 
 
 def random_faults(net, count, seed, targets=TARGETS, models=FAULT_MODELS):
@@ -44,6 +44,34 @@ def test_fast_equals_naive(geometry, target):
         assert torch.equal(fast[k], reference), fault
         changed += not torch.equal(reference, engine.logits)
     assert changed > 10  # the faults do something
+
+
+def conv_chain_net(seed=6, images=20):
+    """Convolutions without pooling (stride 1 and 2) feeding convolutions, then a pooled
+    one, a hidden and an output linear layer."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 128, (images, 2, 11, 11), generator=gen)
+    w = lambda *shape: torch.randint(-127, 128, shape, generator=gen)  # noqa: E731
+    l1, h = _layer("conv1", "conv", w(4, 2, 3, 3), x, padding=1, gen=gen)      # 11x11
+    l2, h = _layer("conv2", "conv", w(5, 4, 3, 3), h, stride=2, padding=1, gen=gen)  # 6x6
+    l3, h = _layer("conv3", "conv", w(3, 5, 2, 2), h, pool=2, flatten=True, gen=gen)
+    l4, h = _layer("fc1", "linear", w(7, h.shape[1]), h, gen=gen)
+    l5, h = _layer("fc2", "linear", w(6, 7), h, relu=False, gen=gen)
+    return IntNet([l1, l2, l3, l4, l5], 0.01, (2, 11, 11)), x
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fast_equals_naive_without_pooling(target):
+    net, x = conv_chain_net()
+    faults = random_faults(net, 120, seed=len(target), targets=(target,))
+    engine = InjectionEngine(net, x, max_elements=1 << 12)
+    fast = engine.run(faults)
+    changed = 0
+    for k, fault in enumerate(faults):
+        reference = naive_logits(net, x, fault)
+        assert torch.equal(fast[k], reference), fault
+        changed += not torch.equal(reference, engine.logits)
+    assert changed > 10
 
 
 def test_mixed_batch_and_every_neuron_of_a_layer():
