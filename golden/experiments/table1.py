@@ -139,7 +139,8 @@ def command(models, images, thresholds, epochs, output, cache, seed, as_json):
                 "paper_neurons": PAPER_TABLE1[model][0],
                 "paper_portion_at_20": PAPER_AT_20[model],
                 "matched_threshold": matched,
-                "matched_neurons": count_at(scores, matched)}
+                "matched_neurons": max(1, round(PAPER_AT_20[model] * total / 100)),
+                "nonzero": sum(1 for v in scores if v > 0)}
     except ValueError as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     common.write_csv(ctx, "table1.csv", ["model", "grid", "threshold_pct", "neurons",
@@ -147,10 +148,12 @@ def command(models, images, thresholds, epochs, output, cache, seed, as_json):
                      csv_rows)
     notes = [f"- {common.MODEL_LABELS[m]}: {s['neurons']:,} neurons, NVF over "
              f"{s['images']} training images; largest NVF {s['max_nvf']:.3f} %, mean "
-             f"{s['mean_nvf']:.4f} %. The paper's 20 % threshold protects "
-             f"{PAPER_AT_20[m]} % of its neurons; the same portion here is NVF >= "
-             f"{s['matched_threshold']:.4g} % ({s['matched_neurons']:,} neurons)."
-             for m, s in summary.items()]
+             f"{s['mean_nvf']:.4f} %, {s['nonzero']:,} neurons with NVF > 0. The paper's "
+             f"20 % threshold protects {PAPER_AT_20[m]} % of its neurons; the top "
+             f"{s['matched_neurons']:,} here reach down to NVF {s['matched_threshold']:.4g} %"
+             + (" (fewer neurons than that have NVF > 0: the rest are taken in the "
+                "ranking's tie order)" if s["nonzero"] < s["matched_neurons"] else "")
+             + "." for m, s in summary.items()]
     common.write_text(ctx, "table1.md", common.markdown_table(
         ["network", "NVF", "neurons (ours)", "portion (ours)", "neurons (paper 004)",
          "portion (paper 004)"], md_rows) + "\n" + "\n".join(notes) + "\n")
