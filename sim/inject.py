@@ -16,7 +16,8 @@ def flip(handle, bits):
     mask = 0
     for bit in bits:
         mask |= 1 << bit
-    value = handle.value.to_unsigned() ^ mask
+    # int() reads a one-bit register (a Logic) as well as a vector (a LogicArray).
+    value = int(handle.value) ^ mask
     handle.value = Deposit(value)
     return value
 
