@@ -19,10 +19,15 @@ COMMANDS = {
     "campaign": "golden.cli:campaign",
     "rank": "golden.rank_cli:rank",
     "harden": "golden.harden_cli:harden",
+    "optimize": "golden.optimize_cli:optimize",
     "gemm": "sim.gemm:gemm",
+    "run-rtl": "sim.run_rtl:run_rtl",
+    "sites": "sim.sites:sites",
     "demo": "sim.demo:demo",
     "area": "synth.cli:area",
     "prove": "synth.prove:prove",
+    "cost": "synth.cost:cost",
+    "experiment": "golden.experiments:experiment",
 }
 
 
