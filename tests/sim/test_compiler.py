@@ -162,3 +162,16 @@ def test_hardened_lenet5_is_bit_exact(lenet5_model, scheme):  # noqa: F811
     x = intnet.quantize_input(data.x_test[:8])
     logits, _ = infer(compile_network(net, rows=8, cols=8), x.numpy())
     np.testing.assert_array_equal(logits, net.forward(x).numpy())
+
+
+def test_program_names_the_protection_unit_it_needs():
+    net, _ = random_net()
+    assert compile_network(net, rows=2, cols=3).protect == "none"
+    for scheme in ("lcu", "tmr"):
+        assert compile_network(hardened(net, scheme), rows=2, cols=3).protect == scheme
+    lcu = compile_network(hardened(net, "lcu"), rows=2, cols=3)
+    tmr = compile_network(hardened(net, "tmr"), rows=2, cols=3)
+    mixed = type(lcu)(layers=lcu.layers[:1] + tmr.layers[1:], rows=2, cols=3,
+                      k_depth=lcu.k_depth, input_shape=lcu.input_shape)
+    with pytest.raises(ValueError, match="mixes LCU pairs and TMR triples"):
+        mixed.protect
