@@ -12,7 +12,10 @@ is evaluated on the whole digits test split (360 images).
   the same faults (``--naive-faults``, default 200) and *extrapolated* per fault to the
   whole sample; the subset's logits are also checked against the fast engine's.
 
-    .venv/bin/python benchmarks/model_fi.py [--model LENET5.pt] [--json]
+    .venv/bin/python benchmarks/model_fi.py [--model LENET5.pt] [--threads 2] [--json]
+
+Both engines run in the same process with the same torch thread count (``--threads``,
+default 2: the issue's two cores; 1 is steadier on a machine shared with other jobs).
 
 Without ``--model`` a LeNet-5 is trained once on digits (seed 0, default epochs) and
 cached in ``build/bench/lenet5-digits-seed0.pt``; training time is not part of the figures.
@@ -53,8 +56,10 @@ def main():
     parser.add_argument("--naive-faults", type=int, default=200,
                         help="faults timed with the naive engine (extrapolated)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     net, _, metadata, data = quantize_checkpoint(checkpoint(args.model))
     x = net.quantize_input(data.x_test)
