@@ -12,6 +12,7 @@ __all__ = ["build_report", "headline"]
 _OK = ("done", "cached")
 _VARIANT_LABEL = {"none": "unprotected", "lcu-top3.99": "LCU, top 3.99 %",
                   "tmr-top3.99": "TMR, top 3.99 %"}
+_MODEL_LABEL = {"lenet5": "LeNet-5", "mlp7": "MLP-7", "alexnet": "AlexNet-style CNN"}
 _COLORS = {"none": "#888888", "lcu": "#1f77b4", "tmr": "#d62728"}
 
 
@@ -48,7 +49,8 @@ def _network(records, config):
     if q is None or t is None:
         return _unavailable(records, "quantize" if t else "train", "Network")
     c = q["cost"]
-    rows = [["network", f"{config['model']} on {config['dataset']}"],
+    rows = [["network", f"{_MODEL_LABEL.get(config['model'], config['model'])} on "
+                        f"{config['dataset']}"],
             ["training", f"{t['epochs']} epochs, {t['train_seconds']:.1f} s"],
             ["float test accuracy", _pct(q["float_accuracy"])],
             ["int8 test accuracy (bit-exact integer model)", _pct(q["int8_accuracy"])],
@@ -165,14 +167,17 @@ def _cost(records, config):
         for k, scheme in enumerate(("lcu", "tmr")):
             values = [100 * s[scheme]["extra"][m] / s["none"][m] for m in metrics]
             values.append(s[scheme]["correction"]["area_pct"] or 0)
-            ax.bar([x + (k - 0.5) * width for x in xs], values, width,
-                   label=scheme.upper(), color=_COLORS[scheme])
+            positions = [x + (k - 0.5) * width for x in xs]
+            ax.bar(positions, values, width, label=scheme.upper(), color=_COLORS[scheme])
+            for x, v in zip(positions, values):
+                ax.annotate(f"{v:.1f}" if v >= 10 else f"{v:.2f}", (x, v), ha="center",
+                            va="bottom", fontsize=8)
         ax.set_xticks(list(xs))
         ax.set_xticklabels(["neurons", "MACs", "cycles", "memory",
                             f"correction\narea ({lcu['metric']})"])
         ax.set_ylabel("extra cost (% of unprotected / of the array)")
         ax.set_title(f"Cost of protecting the top {config['paper_fraction']:g} %")
-        ax.legend()
+        ax.legend(loc="upper left")
 
     sweep = r["sweep"]
 
@@ -263,7 +268,7 @@ def _campaigns(records, config):
         ax.set_xticklabels([_VARIANT_LABEL.get(n, n) for n in names])
         ax.set_ylabel("faults (%)")
         ax.set_title("Outcome of single bit flips in neuron outputs (paper 003 classes)")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
 
     def critical(ax):
         values = [100 * r[n]["critical_rate"] for n in names]
@@ -359,7 +364,8 @@ def headline(records, config, seconds):
     lines = []
     q = _result(records, "quantize")
     if q:
-        lines.append(f"{config['model']} on {config['dataset']}: float "
+        lines.append(f"{_MODEL_LABEL.get(config['model'], config['model'])} on "
+                     f"{config['dataset']}: float "
                      f"{_pct(q['float_accuracy'])}, int8 {_pct(q['int8_accuracy'])} "
                      f"on {q['images']} test images.")
     r = _result(records, "rank")
