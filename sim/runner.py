@@ -146,7 +146,7 @@ def _compile(verilog, toplevel, sim, directory, log):
         raise SimulationError(f"{sim} build of {toplevel} failed: {error}") from error
 
 
-def run(design, module, *, config=None, testcase=None, log=None, seed=None):
+def run(design, module, *, config=None, testcase=None, log=None, seed=None, test_dir=None):
     """Run the cocotb tests of ``module`` in one simulator process.
 
     Parameters
@@ -164,6 +164,10 @@ def run(design, module, *, config=None, testcase=None, log=None, seed=None):
         Send the simulator's output to this file.
     seed : int, optional
         cocotb random seed.
+    test_dir : path-like, optional
+        Directory the simulator runs in and writes its results file to (default the
+        build directory); separate directories let several processes run one build at
+        once.
 
     Returns
     -------
@@ -179,11 +183,12 @@ def run(design, module, *, config=None, testcase=None, log=None, seed=None):
     if design.sim == "verilator":
         _prepare_verilator()
     env = {CONFIG_VARIABLE: json.dumps(config or {})}
-    results = design.directory / f"{module.rsplit('.', 1)[-1]}.results.xml"
+    test_dir = design.directory if test_dir is None else Path(test_dir).resolve()
+    results = test_dir / f"{module.rsplit('.', 1)[-1]}.results.xml"
     try:
         runner.test(test_module=module, hdl_toplevel=design.toplevel,
                     hdl_toplevel_lang="verilog", build_dir=design.directory,
-                    testcase=testcase, extra_env=env,
+                    test_dir=test_dir, testcase=testcase, extra_env=env,
                     results_xml=str(results), log_file=log, seed=seed)
         tests, failed = get_results(results)
     except (SystemExit, RuntimeError) as error:

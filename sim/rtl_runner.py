@@ -1,0 +1,282 @@
+"""Host side of RTL fault injection: one tile, many faults, one simulator process.
+
+The accelerator (``hw.accelerator``) is generated and built once per configuration
+(:func:`sim.runner.build` caches builds on disk); :func:`run_faults` hands a tile and a
+fault list to one simulator process running :mod:`sim.tb_rtl_faults`, which loads the
+tile once, runs it fault-free, then runs every fault against the loaded operands and
+writes the per-fault outputs to an ``.npz`` file (no pickle) read back here.
+:func:`run_faults_dask` splits a fault list over Dask workers; each worker runs
+:func:`run_chunk`, which builds (or finds) the simulator in its own process and keeps
+the build for the next chunk, so a worker owns a built simulator.
+
+A configuration is the dict of :mod:`sim.runner` testbenches: ``rows``, ``cols``,
+``k_depth`` and optional ``width`` (8), ``acc_width`` (32), ``protect`` (``"none"``).
+Faults are :class:`sim.rtl_faults.RTLFault` s of the accelerator's site catalogue
+(:mod:`sim.sites`); a bitflip's ``cycle`` counts as ``AcceleratorTB.run``'s
+``on_cycle`` does (0 samples ``start``; :func:`hw.accelerator.tile_cycles` cycles per
+tile), a stuck-at fault holds for the whole run.
+"""
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from hw.verilog import generate
+from sim.runner import DEFAULT_BUILD_ROOT, SimulationError, build, run
+from sim.sites import design_catalogue
+from sim.tile import Tile, reference
+
+__all__ = ["DRIVERS", "FaultResults", "save_tile", "load_tile", "accelerator_design",
+           "run_faults", "run_chunk", "run_faults_dask"]
+
+#: Fault drivers of :mod:`sim.tb_rtl_faults`: operands loaded once and a free-running
+#: simulator, or a reload and a run stepped edge by edge per fault.
+DRIVERS = ("fast", "naive")
+
+_TILE_FIELDS = ("activations", "weights", "bias", "multiplier", "shift", "relu",
+                "lcu_pairs", "tmr_triples")
+# Registers of the accelerator only the load port writes (a run never rewrites them).
+_LOADED = re.compile(r"(bias|multiplier|shift|relu|group)_\d+|word_vote|k_len|"
+                     r"(act_buf|wgt_buf)\[\d+\]")
+
+
+def save_tile(path, tile):
+    """Write a :class:`sim.tile.Tile` to an ``.npz`` file (plain arrays, no pickle)."""
+    arrays = {name: np.asarray(getattr(tile, name)) for name in _TILE_FIELDS}
+    with open(path, "wb") as file:
+        np.savez(file, vote_mode=np.array(tile.vote_mode), **arrays)
+
+
+def load_tile(path):
+    """Read a tile written by :func:`save_tile`."""
+    with np.load(path, allow_pickle=False) as data:
+        return Tile(vote_mode=str(data["vote_mode"]),
+                    **{name: data[name] for name in _TILE_FIELDS})
+
+
+def _config(config):
+    """The configuration with its defaults, as a hashable tuple of items."""
+    full = {"width": 8, "acc_width": 32, "protect": "none", **config}
+    unknown = set(full) - {"rows", "cols", "k_depth", "width", "acc_width", "protect"}
+    if unknown:
+        raise ValueError(f"Unknown accelerator parameter(s): {', '.join(sorted(unknown))}")
+    return tuple(sorted(full.items()))
+
+
+@lru_cache(maxsize=None)
+def _design(items, sim, build_root):
+    config = dict(items)
+    parameters = {name: config[name] for name in ("rows", "cols", "width", "acc_width",
+                                                  "protect", "k_depth")}
+    verilog = generate("accelerator", **parameters)
+    root = Path(build_root)
+    root.mkdir(parents=True, exist_ok=True)
+    design = build(verilog, toplevel="accelerator", sim=sim, build_root=root,
+                   log=root / f"accelerator-{sim}-build.log")
+    return design, design_catalogue("accelerator", **parameters)
+
+
+def accelerator_design(config, *, sim="verilator", build_root=DEFAULT_BUILD_ROOT):
+    """The built accelerator of a configuration and its site catalogue, cached per process.
+
+    Returns
+    -------
+    design : sim.runner.Build
+    catalogue : sim.sites.Catalogue
+    """
+    return _design(_config(config), sim, str(Path(build_root).resolve()))
+
+
+@dataclass(frozen=True)
+class FaultResults:
+    """Per-fault outputs of one tile.
+
+    Attributes
+    ----------
+    faults : tuple of sim.rtl_faults.RTLFault
+    outputs : numpy.ndarray
+        int64 ``[F, m, n]``: the protected int8 outputs of every faulty run.
+    accumulators : numpy.ndarray or None
+        int64 ``[F, m, n]``: the biased accumulators each run drained (None when not
+        recorded).
+    cycles : numpy.ndarray
+        int64 ``[F]``: cycles from ``start`` to ``done``, -1 when ``done`` did not rise
+        within the timeout (a hang).
+    expected : numpy.ndarray
+        int64 ``[m, n]``: the fault-free outputs (``sim.tile.reference``, which the
+        RTL's fault-free run of the same process matched).
+    expected_accumulators : numpy.ndarray
+        int64 ``[m, n]``: the fault-free biased accumulators.
+    seconds : float
+        Wall-clock seconds of the fault loop inside the simulator (without start-up,
+        loading and the fault-free run); summed over processes for a split run.
+    """
+
+    faults: tuple
+    outputs: np.ndarray
+    accumulators: np.ndarray
+    cycles: np.ndarray
+    expected: np.ndarray
+    expected_accumulators: np.ndarray
+    seconds: float
+
+    @property
+    def differing(self):
+        """int64 ``[F]``: output elements that differ from the fault-free outputs."""
+        return (self.outputs != self.expected).sum(axis=(1, 2))
+
+    @property
+    def masked(self):
+        """bool ``[F]``: the whole tile output equals the fault-free one."""
+        return self.differing == 0
+
+    @property
+    def hung(self):
+        """bool ``[F]``: ``done`` did not rise in time."""
+        return self.cycles < 0
+
+    def rows(self):
+        """One JSON-ready dict per fault: the fault, ``masked``, ``differing``,
+        ``cycles`` and the positions ``[[r, c], ...]`` of the differing outputs."""
+        out = []
+        for index, fault in enumerate(self.faults):
+            diff = np.argwhere(self.outputs[index] != self.expected)
+            out.append({**fault.to_dict(), "masked": not len(diff),
+                        "differing": len(diff), "cycles": int(self.cycles[index]),
+                        "positions": diff.tolist()})
+        return out
+
+
+def _concatenate(parts):
+    accumulators = [part.accumulators for part in parts]
+    return FaultResults(
+        faults=tuple(fault for part in parts for fault in part.faults),
+        outputs=np.concatenate([part.outputs for part in parts]),
+        accumulators=None if any(a is None for a in accumulators)
+        else np.concatenate(accumulators),
+        cycles=np.concatenate([part.cycles for part in parts]),
+        expected=parts[0].expected, expected_accumulators=parts[0].expected_accumulators,
+        seconds=sum(part.seconds for part in parts))
+
+
+def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driver="fast",
+               build_root=DEFAULT_BUILD_ROOT, log=None):
+    """Run every fault of ``faults`` against ``tile`` in one simulator process.
+
+    Parameters
+    ----------
+    config : dict
+        Accelerator configuration (see the module docstring).
+    tile : sim.tile.Tile
+        The tile; it must fit the accelerator.
+    faults : sequence of sim.rtl_faults.RTLFault
+        Faults of the accelerator's catalogue (checked before the simulator starts).
+    sim : {"verilator", "icarus"}
+    accumulators : bool
+        Also record the drained accumulators of every fault (costs the drain cycles
+        stepped from Python).
+    driver : {"fast", "naive"}
+        ``"fast"``: operands loaded once, free-running runs; ``"naive"``: a reload and
+        an edge-by-edge run per fault (the baseline of ``benchmarks/rtl_campaign.py``).
+    build_root : path-like
+        Where builds are kept.
+    log : path-like, optional
+        The simulator's output (default: a temporary file, dropped).
+
+    Returns
+    -------
+    FaultResults
+
+    Raises
+    ------
+    ValueError
+        For an unknown driver, a fault outside the catalogue, or a tile that does not fit.
+    sim.runner.SimulationError
+        When the simulation fails, or the fault-free run differs from
+        :func:`sim.tile.reference`.
+    """
+    if driver not in DRIVERS:
+        raise ValueError(f"Driver must be one of {', '.join(DRIVERS)}, not {driver!r}")
+    faults = tuple(faults)
+    design, catalogue = accelerator_design(config, sim=sim, build_root=build_root)
+    for fault in faults:
+        fault.validate(catalogue)
+    items = dict(_config(config))
+    m, k, n = tile.shape
+    if m > items["rows"] or n > items["cols"] or k > items["k_depth"]:
+        raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {items['rows']}x"
+                         f"{items['cols']} accelerator with k_depth={items['k_depth']}")
+    expected_acc, expected = reference(tile, items["acc_width"])
+    with tempfile.TemporaryDirectory(prefix="rtl-faults-") as work:
+        work = Path(work)
+        save_tile(work / "tile.npz", tile)
+        (work / "faults.json").write_text(json.dumps([fault.to_dict() for fault in faults]))
+        job = {**items, "tile": str(work / "tile.npz"), "faults": str(work / "faults.json"),
+               "results": str(work / "results.npz"), "accumulators": bool(accumulators),
+               "driver": driver,
+               "persistent": [site.path for site in catalogue if _LOADED.fullmatch(site.path)],
+               "control": [site.path for site in catalogue if site.kind == "control"]}
+        run(design, "sim.tb_rtl_faults", config=job, log=log or work / "sim.log",
+            test_dir=work)
+        with np.load(work / "results.npz", allow_pickle=False) as data:
+            results = {name: data[name] for name in data.files}
+    if not np.array_equal(results["golden"], expected):
+        raise SimulationError(f"The fault-free run on {sim} differs from sim.tile.reference")
+    if not np.array_equal(results["golden_accumulators"], expected_acc):
+        raise SimulationError(f"The fault-free accumulators on {sim} differ from "
+                              f"sim.tile.reference")
+    return FaultResults(faults=faults, outputs=results["outputs"],
+                        accumulators=results["accumulators"] if accumulators else None,
+                        cycles=results["cycles"], expected=expected,
+                        expected_accumulators=expected_acc,
+                        seconds=float(results["seconds"]))
+
+
+def run_chunk(config, tile, fault_dicts, *, sim="verilator", accumulators=True,
+              build_root=DEFAULT_BUILD_ROOT):
+    """Dask task: :func:`run_faults` on faults given as dicts (``RTLFault.to_dict``).
+
+    The build and the catalogue are cached in the worker's process, so every chunk a
+    worker runs reuses its simulator build.
+    """
+    from sim.rtl_faults import RTLFault
+
+    return run_faults(config, tile, [RTLFault.from_dict(data) for data in fault_dicts],
+                      sim=sim, accumulators=accumulators, build_root=build_root)
+
+
+def run_faults_dask(client, config, tile, faults, *, sim="verilator", accumulators=True,
+                    chunks=None, build_root=DEFAULT_BUILD_ROOT):
+    """:func:`run_faults` split over the workers of a Dask ``client``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    chunks : int, optional
+        Number of contiguous chunks of the fault list (default: one per worker).
+    Other parameters as :func:`run_faults`.
+
+    Returns
+    -------
+    FaultResults
+        In the order of ``faults``; identical to a single-process run.
+    """
+    faults = tuple(faults)
+    if not faults:
+        raise ValueError("No faults to run")
+    # Build before the workers start, so they find the build instead of racing for it.
+    accelerator_design(config, sim=sim, build_root=build_root)
+    if chunks is None:
+        chunks = max(1, len(client.scheduler_info()["workers"]))
+    bounds = np.linspace(0, len(faults), min(chunks, len(faults)) + 1).astype(int)
+    futures = [client.submit(run_chunk, dict(config), tile,
+                             [fault.to_dict() for fault in faults[low:high]], sim=sim,
+                             accumulators=accumulators,
+                             build_root=str(Path(build_root).resolve()), pure=False)
+               for low, high in zip(bounds[:-1], bounds[1:])]
+    return _concatenate(client.gather(futures))
