@@ -3,6 +3,14 @@
 :func:`measure` synthesizes one design for one target (and places it where the device
 holds it); :func:`report` measures a list of designs and adds each protection's
 overhead in percent of its unprotected reference (:func:`add_overheads`).
+
+The accelerators' operand buffers (``act_buf``, ``wgt_buf``: ``k_depth`` words of
+``rows`` / ``cols`` int8 values) and output buffer (``rows`` words) are Amaranth
+memories with synchronous reads. Their area is included: the generic flow maps them to
+flip-flops and multiplexers (``memory_map``), so generic cells grow with ``k_depth``;
+``synth_ice40`` / ``synth_ecp5`` put them in block RAM where Yosys finds it cheaper
+(``SB_RAM40_4K`` / ``DP16KD``, counted in ``brams``, not in LUTs or FFs) and build the
+small ones from logic.
 """
 
 import tempfile
@@ -11,20 +19,22 @@ from importlib import resources
 from hw.verilog import generate
 from synth import nextpnr, yosys
 from synth.cache import Cache, key_of
-from synth.designs import DESIGNS, UNAVAILABLE, expand
+from synth.designs import DEFAULT_K_DEPTH, DESIGNS, expand
 from synth.targets import TARGETS
 
-__all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead", "share",
-           "primary_metric",
-           "format_table"]
+__all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead",
+           "share", "primary_metric", "format_table"]
 
 #: Columns of a report row, in the order of the CSV and the table.
-FIELDS = ("design", "target", "device", "rows", "cols", "cells", "transistors", "luts",
-          "carry", "ffs", "dsps", "fmax_mhz", "status", "reference", "metric",
+FIELDS = ("design", "target", "device", "rows", "cols", "k_depth", "cells", "transistors",
+          "luts", "carry", "ffs", "dsps", "brams", "fmax_mhz", "status", "reference", "metric",
           "overhead_pct", "overhead_array_pct", "note")
 
 #: Metrics an overhead is computed for.
-OVERHEAD_METRICS = ("cells", "transistors", "luts", "ffs", "dsps", "fmax_mhz")
+OVERHEAD_METRICS = ("cells", "transistors", "luts", "ffs", "dsps", "brams", "fmax_mhz")
+
+#: Block-RAM cell of each FPGA target and how many the device has.
+_BLOCK_RAMS = {"ice40": ("SB_RAM40_4K", 32), "ecp5": ("DP16KD", 208)}
 
 _CACHE_VERSION = "synth-area-1"
 
@@ -53,14 +63,16 @@ def _fit_check(target, counts):
     """Utilisation text and whether the design fits the target device by its counts."""
     capacity = target.capacity
     used = {"luts": counts["luts"], "ffs": counts["ffs"], "dsps": counts["dsps"] or 0,
-            "io": counts["port_bits"]}
+            "brams": _block_rams(target.name, counts), "io": counts["port_bits"]}
     if target.name == "ice40":   # a logic cell holds one LUT4 and one flip-flop
         used["lcs"] = max(used.pop("luts"), used.pop("ffs"))
         capacity = {"lcs": capacity["luts"], "dsps": capacity["dsps"],
                     "io": capacity["io"]}
+    if target.name in _BLOCK_RAMS:
+        capacity = dict(capacity, brams=_BLOCK_RAMS[target.name][1])
     parts, fits, io_fits = [], True, True
     for name, value in used.items():
-        available = capacity[name]
+        available = capacity.get(name, 0)
         if value == 0 and available == 0:
             continue
         percent = 100.0 * value / available if available else float("inf")
@@ -73,18 +85,27 @@ def _fit_check(target, counts):
     return ", ".join(parts), fits, io_fits
 
 
-def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32, place=True,
-            cache=None, yosys_timeout=3600, pnr_timeout=1800):
+def _block_rams(target_name, counts):
+    """Block RAMs of a synthesis result (0 on targets without them)."""
+    cell = _BLOCK_RAMS.get(target_name, (None,))[0]
+    return (counts.get("by_type") or {}).get(cell, 0)
+
+
+def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32,
+            k_depth=DEFAULT_K_DEPTH, place=True, cache=None, yosys_timeout=3600,
+            pnr_timeout=1800):
     """Synthesize (and place) one design for one target.
 
     Parameters
     ----------
     name : str
-        A key of :data:`synth.designs.DESIGNS` or :data:`synth.designs.UNAVAILABLE`.
+        A key of :data:`synth.designs.DESIGNS`.
     target_name : str
         A key of :data:`synth.targets.TARGETS`.
     rows, cols, width, acc_width : int
         Block parameters (rows and cols for the sized designs only).
+    k_depth : int
+        Operand-buffer depth of the accelerators.
     place : bool
         Run nextpnr for Fmax where the design has a clock and fits the device.
     cache : synth.cache.Cache or None
@@ -100,14 +121,18 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32, place=T
     row = dict.fromkeys(FIELDS)
     row.update(design=name, target=target_name, device=target.device or None,
                metric=primary_metric(target_name))
-    if name in UNAVAILABLE:
-        row.update(status="not available", note=UNAVAILABLE[name])
-        return row
     design = DESIGNS[name]
     if design.sized:
         row.update(rows=rows, cols=cols)
-    verilog = generate(design.kind, rows=rows, cols=cols, width=width, acc_width=acc_width,
-                       mode="bitwise")
+    if design.buffered:
+        row.update(k_depth=k_depth)
+    try:
+        verilog = generate(design.kind, rows=rows, cols=cols, width=width,
+                           acc_width=acc_width, mode="bitwise", protect=design.protect,
+                           k_depth=k_depth)
+    except ValueError as error:   # e.g. protect=tmr needs at least 3 columns
+        row.update(status="not available", note=f"cannot be built: {error}")
+        return row
     top = design.kind.replace("-", "_")
     template = resources.files("synth").joinpath(target.script).read_text()
     synth_key = key_of(_CACHE_VERSION, "yosys", verilog, template, top,
@@ -127,6 +152,8 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32, place=T
     try:
         for field in ("cells", "transistors", "luts", "carry", "ffs", "dsps"):
             row[field] = counts.get(field)
+        if target.name in _BLOCK_RAMS:
+            row["brams"] = _block_rams(target.name, counts)
         clocked = "clk" in verilog.split(");", 1)[0]
         if target.nextpnr is None:
             row.update(status="synthesized", note="generic gates: no place and route")
@@ -189,7 +216,8 @@ def add_overheads(rows):
 
     - LCU and voter (units added next to the array): their own area in percent of one
       PE (``overhead_pct``) and of the whole rows x cols array (``overhead_array_pct``);
-    - TMR PE / TMR array (protected versions): the growth over the PE / the array,
+    - TMR PE / TMR array / protected accelerators (protected versions): the growth over
+      the PE / the array / the unprotected accelerator of the same size and ``k_depth``,
       ``100 * (protected - reference) / reference``.
 
     ``overheads`` holds the same for every metric (Fmax: negative = slower).
@@ -221,13 +249,12 @@ def add_overheads(rows):
     return rows
 
 
-def report(names, targets, *, rows=4, cols=4, place=True, cache=None, progress=None,
-           yosys_timeout=3600, pnr_timeout=1800):
+def report(names, targets, *, rows=4, cols=4, k_depth=DEFAULT_K_DEPTH, place=True,
+           cache=None, progress=None, yosys_timeout=3600, pnr_timeout=1800):
     """Measure designs on targets and add their overheads.
 
-    ``names`` are expanded with their references (:func:`synth.designs.expand`);
-    the accelerator designs that do not exist yet come back with status
-    ``not available``. ``progress``, if given, is called with a label before each
+    ``names`` are expanded with their references (:func:`synth.designs.expand`).
+    ``progress``, if given, is called with a label before each
     measurement. Returns the rows of :func:`measure` with :func:`add_overheads` applied.
     """
     cache = Cache() if cache is None else cache
@@ -236,7 +263,8 @@ def report(names, targets, *, rows=4, cols=4, place=True, cache=None, progress=N
         for name in expand(names):
             if progress is not None:
                 progress(f"{name} on {target}")
-            result.append(measure(name, target, rows=rows, cols=cols, place=place,
+            result.append(measure(name, target, rows=rows, cols=cols, k_depth=k_depth,
+                                  place=place,
                                   cache=cache, yosys_timeout=yosys_timeout,
                                   pnr_timeout=pnr_timeout))
     return add_overheads(result)
@@ -253,11 +281,13 @@ def _cell(value, digits=1):
 def format_table(rows):
     """A readable fixed-width table of report rows (notes listed below it)."""
     header = ("design", "target", "size", "cells", "transistors", "LUTs", "FFs", "DSPs",
-              "Fmax MHz", "overhead", "vs array", "status")
+              "BRAMs", "Fmax MHz", "overhead", "vs array", "status")
     lines, notes = [], []
     body = []
     for row in rows:
         size = f"{row['rows']}x{row['cols']}" if row["rows"] else ""
+        if row.get("k_depth"):
+            size += f" K{row['k_depth']}"
         if row["overhead_pct"] is None:
             over = "-"
         elif row["overhead_array_pct"] is not None:
@@ -268,7 +298,8 @@ def format_table(rows):
             f"{row['overhead_array_pct']:.2f}% of array"
         body.append((row["design"], row["target"], size, _cell(row["cells"]),
                      _cell(row["transistors"]), _cell(row["luts"]), _cell(row["ffs"]),
-                     _cell(row["dsps"]), _cell(row["fmax_mhz"]), over, vs_array,
+                     _cell(row["dsps"]), _cell(row.get("brams")), _cell(row["fmax_mhz"]),
+                     over, vs_array,
                      row["status"]))
         if row.get("note"):
             notes.append(f"{row['design']} ({row['target']}): {row['note']}")

@@ -5,12 +5,12 @@ import sys
 
 import click
 
-from synth.designs import DESIGNS, UNAVAILABLE
+from synth.designs import DEFAULT_K_DEPTH, DESIGNS
 from synth.targets import TARGETS
 
 __all__ = ["area"]
 
-_ALL_DESIGNS = list(DESIGNS) + list(UNAVAILABLE)
+_ALL_DESIGNS = list(DESIGNS)
 _DESIGN_HELP = "\n".join(f"  {name:10s} {design.description}"
                          for name, design in DESIGNS.items())
 
@@ -57,8 +57,6 @@ def _sizes(text):
 \b
 Designs (--designs, comma-separated; references are added as needed):
 {_DESIGN_HELP}
-  accel-lcu  the Accelerator with protect=lcu (not available yet)
-  accel-tmr  the Accelerator with protect=tmr (not available yet)
 
 \b
 Targets: generic (Yosys gates, cells and `stat -tech cmos` transistors), ice40 (iCE40
@@ -67,8 +65,12 @@ nextpnr-ecp5 Fmax). A design that exceeds the device is reported as "does not fi
 with its utilisation; combinational blocks (LCU, voter) have no Fmax.
 
 Overheads: the LCU and the voter in % of one PE and of the rows x cols array (their
-own area); the TMR PE / TMR array as growth over the PE / the array. The metric is
-cells (generic) or LUT4s (FPGA).
+own area); the TMR PE / TMR array as growth over the PE / the array; accel-lcu /
+accel-tmr as growth over the unprotected accelerator of the same size and --k-depth.
+The metric is cells (generic) or LUT4s (FPGA).
+
+The accelerators' buffers are included: flip-flops in the generic flow (their area
+grows with --k-depth), block RAM (BRAMs column) or logic on the FPGAs.
 
 With --sweep, the array and the TMR array (or the one of them named by --designs)
 are measured at each of --sizes (N x N),
@@ -79,6 +81,8 @@ Results are cached in --cache-dir by a hash of the Verilog, the script and the t
 versions, so a repeated run takes seconds.""")
 @click.option("--rows", default=4, show_default=True, type=int, help="Array rows.")
 @click.option("--cols", default=4, show_default=True, type=int, help="Array columns.")
+@click.option("--k-depth", default=DEFAULT_K_DEPTH, show_default=True, type=int,
+              help="Operand-buffer depth (largest K) of the accelerators.")
 @click.option("--target", "targets", multiple=True, type=click.Choice(list(TARGETS)),
               help="Target (repeatable). Default: generic; with --sweep: all three.")
 @click.option("--designs", default=",".join(_ALL_DESIGNS), show_default=True,
@@ -95,14 +99,14 @@ versions, so a repeated run takes seconds.""")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--pnr-timeout", default=1800, show_default=True, type=int,
               help="Seconds one nextpnr run may take (status 'timeout' after).")
-def area(rows, cols, targets, designs, as_json, no_pnr, sweep, sizes, output, cache_dir,
+def area(rows, cols, k_depth, targets, designs, as_json, no_pnr, sweep, sizes, output, cache_dir,
          no_cache, pnr_timeout):
     from synth import area as area_module
     from synth import sweep as sweep_module
     from synth.cache import Cache
     from synth.designs import expand
 
-    for name, value in (("--rows", rows), ("--cols", cols)):
+    for name, value in (("--rows", rows), ("--cols", cols), ("--k-depth", k_depth)):
         if value < 1:
             raise click.ClickException(f"{name} must be a positive integer, not {value}")
     if pnr_timeout < 1:
@@ -156,7 +160,7 @@ def area(rows, cols, targets, designs, as_json, no_pnr, sweep, sizes, output, ca
     step, close = _progress(len(names) * len(target_list), not as_json)
     try:
         result = area_module.report(names, target_list, rows=rows, cols=cols,
-                                    place=not no_pnr, cache=cache, progress=step,
+                                    k_depth=k_depth, place=not no_pnr, cache=cache, progress=step,
                                     pnr_timeout=pnr_timeout)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from error

@@ -2,7 +2,11 @@
 
 from dataclasses import dataclass
 
-__all__ = ["Design", "DESIGNS", "UNAVAILABLE", "expand"]
+__all__ = ["Design", "DESIGNS", "DEFAULT_K_DEPTH", "expand"]
+
+#: Default operand-buffer depth (largest K of a tile) of the accelerators in the area
+#: report; ``neuroharden area --k-depth`` changes it.
+DEFAULT_K_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -12,7 +16,7 @@ class Design:
     Attributes
     ----------
     name : str
-        Report name (also the ``hw.verilog`` kind).
+        Report name.
     kind : str
         Block kind passed to :func:`hw.verilog.generate`.
     reference : str or None
@@ -21,6 +25,10 @@ class Design:
         Report the overhead against the whole array too (per-neuron units: LCU, voter).
     sized : bool
         Uses ``rows`` x ``cols``.
+    protect : str
+        ``protect`` of the ``accelerator`` kind (``"none"``, ``"lcu"``, ``"tmr"``).
+    buffered : bool
+        Has operand buffers ``k_depth`` deep (the accelerators).
     description : str
     """
 
@@ -29,6 +37,8 @@ class Design:
     reference: str | None
     also_vs_array: bool = False
     sized: bool = False
+    protect: str = "none"
+    buffered: bool = False
     description: str = ""
 
 
@@ -43,14 +53,15 @@ DESIGNS = {
     "tmr-pe": Design("tmr-pe", "tmr-pe", "pe", description="triplicated PE with voted outputs"),
     "tmr-array": Design("tmr-array", "tmr-array", "array", sized=True,
                         description="triplicated array with voted outputs"),
-}
-
-#: Designs that cannot be measured yet, with the reason the report gives.
-UNAVAILABLE = {
-    "accel-lcu": "not available: the Accelerator with protect=lcu does not exist yet "
-                 "(later issue)",
-    "accel-tmr": "not available: the Accelerator with protect=tmr does not exist yet "
-                 "(later issue)",
+    "accel": Design("accel", "accelerator", None, sized=True, buffered=True,
+                    description="unprotected accelerator: buffers, array, requantizers, "
+                                "control (baseline)"),
+    "accel-lcu": Design("accel-lcu", "accelerator", "accel", sized=True, protect="lcu",
+                        buffered=True,
+                        description="the accelerator with protect=lcu (one LCU per column)"),
+    "accel-tmr": Design("accel-tmr", "accelerator", "accel", sized=True, protect="tmr",
+                        buffered=True,
+                        description="the accelerator with protect=tmr (one voter per column)"),
 }
 
 
@@ -62,15 +73,14 @@ def expand(names):
     ValueError
         For an unknown design name.
     """
-    known = list(DESIGNS) + list(UNAVAILABLE)
     for name in names:
-        if name not in known:
-            raise ValueError(f"unknown design {name!r}; choose from {', '.join(known)}")
+        if name not in DESIGNS:
+            raise ValueError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
     wanted = set(names)
     for name in names:
-        design = DESIGNS.get(name)
-        if design is not None and design.reference:
+        design = DESIGNS[name]
+        if design.reference:
             wanted.add(design.reference)
             if design.also_vs_array:
                 wanted.add("array")
-    return [name for name in known if name in wanted]
+    return [name for name in DESIGNS if name in wanted]

@@ -3,7 +3,8 @@
 import pytest
 
 from synth import area
-from synth.area import _fit_check, add_overheads, format_table, measure, overhead, share
+from synth.area import (_fit_check, add_overheads, format_table, measure, overhead, report,
+                        share)
 from synth.cache import Cache
 from synth.designs import expand
 from synth.targets import TARGETS
@@ -54,7 +55,9 @@ def test_fpga_overhead_uses_luts_and_fmax_change():
 def test_expand_adds_references_in_order():
     assert expand(["tmr-array"]) == ["array", "tmr-array"]
     assert expand(["lcu"]) == ["pe", "array", "lcu"]
-    assert expand(["accel-tmr"]) == ["accel-tmr"]
+    assert expand(["accel-tmr"]) == ["accel", "accel-tmr"]
+    assert expand(["accel-tmr", "accel-lcu", "pe"]) == ["pe", "accel", "accel-lcu",
+                                                        "accel-tmr"]
     with pytest.raises(ValueError, match="unknown design"):
         expand(["bogus"])
 
@@ -68,10 +71,43 @@ def test_fit_check_reports_utilisation_and_io_limit():
     assert not fits and not io_fits and "dsps 200/156" in text
 
 
-def test_unavailable_accelerator_is_reported_not_faked(tmp_path):
-    row = measure("accel-lcu", "ice40", cache=Cache(tmp_path))
-    assert row["status"] == "not available" and "later issue" in row["note"]
+def test_protected_accelerators_are_measured_against_the_unprotected_one():
+    rows = add_overheads([
+        _row("array", cells=4000), _row("accel", cells=10000, brams=None),
+        _row("accel-lcu", cells=10300), _row("accel-tmr", cells=10800)])
+    by = {row["design"]: row for row in rows}
+    assert by["accel"]["reference"] is None and by["accel"]["overhead_pct"] is None
+    assert by["accel-lcu"]["reference"] == "accel"
+    assert by["accel-lcu"]["overhead_pct"] == pytest.approx(3.0)    # (10300-10000)/10000
+    assert by["accel-tmr"]["overhead_pct"] == pytest.approx(8.0)
+    assert by["accel-tmr"]["overhead_array_pct"] is None
+
+
+def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_path):
+    row = measure("accel-tmr", "ice40", rows=2, cols=2, cache=Cache(tmp_path))
+    assert row["status"] == "not available" and "at least 3" in row["note"]
     assert row["cells"] is None and row["fmax_mhz"] is None
+    assert not list(tmp_path.iterdir())   # nothing was synthesized
+
+
+@pytest.mark.slow
+def test_accelerator_rows_and_their_overheads(session_cache):
+    rows = report(["accel-lcu", "accel-tmr"], ["generic"], rows=2, cols=3, k_depth=4,
+                  cache=session_cache)
+    assert [row["design"] for row in rows] == ["accel", "accel-lcu", "accel-tmr"]
+    by = {row["design"]: row for row in rows}
+    for row in rows:
+        assert row["status"] == "synthesized"
+        assert (row["rows"], row["cols"], row["k_depth"]) == (2, 3, 4)
+    base = by["accel"]
+    for name in ("accel-lcu", "accel-tmr"):
+        row = by[name]
+        assert row["reference"] == "accel"
+        assert row["cells"] > base["cells"] and row["transistors"] > base["transistors"]
+        assert row["ffs"] > base["ffs"]   # the loaded protection-group registers
+        assert row["overhead_pct"] == pytest.approx(
+            100 * (row["cells"] - base["cells"]) / base["cells"])
+    assert "accel-tmr" in format_table(rows) and "2x3 K4" in format_table(rows)
 
 
 def test_combinational_block_has_no_fmax(session_cache):

@@ -12,21 +12,43 @@ def _run(*args):
     return CliRunner().invoke(main, ["area", *args])
 
 
+_KEYS = ("design", "target", "cells", "luts", "ffs", "dsps", "fmax_mhz", "overhead_pct",
+         "reference")
+
+
 def test_json_keys(tmp_path):
-    result = _run("--rows", "2", "--cols", "2", "--designs", "voter,accel-tmr",
+    result = _run("--rows", "2", "--cols", "2", "--designs", "voter",
                   "--target", "generic", "--json", "--cache-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert [row["design"] for row in rows] == ["pe", "array", "voter", "accel-tmr"]
+    assert [row["design"] for row in rows] == ["pe", "array", "voter"]
     for row in rows:
-        for key in ("design", "target", "cells", "luts", "ffs", "dsps", "fmax_mhz",
-                    "overhead_pct", "reference"):
+        for key in _KEYS:
             assert key in row
     by = {row["design"]: row for row in rows}
     assert by["pe"]["overhead_pct"] is None and by["pe"]["reference"] is None
     assert by["voter"]["reference"] == "pe" and by["voter"]["overhead_pct"] > 0
     assert by["voter"]["overhead_array_pct"] < by["voter"]["overhead_pct"]
-    assert by["accel-tmr"]["status"] == "not available"
+
+
+@pytest.mark.slow
+def test_json_keys_of_the_accelerators(session_cache):
+    # The same designs as tests/synth/test_area.py measures: synthesized once per session.
+    result = _run("--rows", "2", "--cols", "3", "--k-depth", "4",
+                  "--designs", "accel-lcu,accel-tmr", "--target", "generic", "--json",
+                  "--cache-dir", str(session_cache.directory))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["design"] for row in rows] == ["accel", "accel-lcu", "accel-tmr"]
+    for row in rows:
+        for key in (*_KEYS, "k_depth", "brams"):
+            assert key in row
+        assert row["k_depth"] == 4 and row["cells"] > 0
+    by = {row["design"]: row for row in rows}
+    assert by["accel"]["overhead_pct"] is None
+    for name in ("accel-lcu", "accel-tmr"):
+        assert by[name]["reference"] == "accel" and by[name]["overhead_pct"] > 0
+
 
 
 def test_table_output(tmp_path):
@@ -39,6 +61,7 @@ def test_table_output(tmp_path):
 @pytest.mark.parametrize("args", [
     ["--rows", "0"],
     ["--cols", "-3"],
+    ["--k-depth", "0"],
     ["--target", "xilinx"],
     ["--designs", "pe,bogus"],
     ["--designs", ","],
