@@ -9,8 +9,11 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     parameters. ``AcceleratorTB.from_config(dut, config)`` takes them from a dict (the
     ``sim.runner`` configuration: keys ``rows``, ``cols``, ``k_depth`` and optional
     ``width``, ``acc_width``, ``protect``).
-``await tb.start()``
+``await tb.start(*, clock_impl=None)``
     Starts the 10 ns clock and applies a two-cycle reset. Call once per simulation.
+    ``clock_impl="gpi"`` runs the clock in the simulator interface instead of a Python
+    task (cocotb's ``Clock(impl=...)``), so the simulator runs freely between the
+    triggers a test awaits (``sim.tb_rtl_faults``).
 ``await tb.load(tile)``
     Writes a :class:`sim.tile.Tile` into the operand buffers and registers (zero-padded
     to the array; ``2 * K + 4 * cols + 1`` write cycles, plus ``cols`` with
@@ -215,9 +218,10 @@ class AcceleratorTB:
                    width=config.get("width", 8), acc_width=config.get("acc_width", 32),
                    protect=config.get("protect", "none"))
 
-    async def start(self):
-        """Start the clock and apply a two-cycle reset with idle inputs."""
-        Clock(self.dut.clk, 10, unit="ns").start()
+    async def start(self, *, clock_impl=None):
+        """Start the clock (``clock_impl`` as cocotb's ``Clock(impl=...)``) and apply a
+        two-cycle reset with idle inputs."""
+        Clock(self.dut.clk, 10, unit="ns", impl=clock_impl).start()
         for port in (self.dut.wr_en, self.dut.wr_sel, self.dut.wr_addr, self.dut.wr_data,
                      self.dut.start, self.dut.rd_addr):
             port.value = 0

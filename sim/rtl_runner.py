@@ -115,6 +115,9 @@ class FaultResults:
     seconds : float
         Wall-clock seconds of the fault loop inside the simulator (without start-up,
         loading and the fault-free run); summed over processes for a split run.
+    cpu_seconds : float
+        CPU seconds of the simulator process in that loop (simulator and Python), the
+        figure to compare on a loaded machine.
     """
 
     faults: tuple
@@ -124,6 +127,7 @@ class FaultResults:
     expected: np.ndarray
     expected_accumulators: np.ndarray
     seconds: float
+    cpu_seconds: float
 
     @property
     def differing(self):
@@ -161,7 +165,8 @@ def _concatenate(parts):
         else np.concatenate(accumulators),
         cycles=np.concatenate([part.cycles for part in parts]),
         expected=parts[0].expected, expected_accumulators=parts[0].expected_accumulators,
-        seconds=sum(part.seconds for part in parts))
+        seconds=sum(part.seconds for part in parts),
+        cpu_seconds=sum(part.cpu_seconds for part in parts))
 
 
 def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driver="fast",
@@ -234,7 +239,8 @@ def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driv
                         accumulators=results["accumulators"] if accumulators else None,
                         cycles=results["cycles"], expected=expected,
                         expected_accumulators=expected_acc,
-                        seconds=float(results["seconds"]))
+                        seconds=float(results["seconds"]),
+                        cpu_seconds=float(results["cpu_seconds"]))
 
 
 def run_chunk(config, tile, fault_dicts, *, sim="verilator", accumulators=True,
