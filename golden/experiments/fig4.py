@@ -130,7 +130,7 @@ def _plot(ctx, rows, models):
 @common.common_options("fig4")
 def command(models, images, thresholds, max_faults, test_images, epochs, output, cache,
             seed, as_json):
-    """Paper 004 Fig. 4: accuracy loss, critical faults, size vs NVF threshold."""
+    """Paper 004 Figure 4: accuracy loss, critical faults, size vs NVF threshold."""
     models = common.parse_names(models, "--models", _MODELS)
     per_model = parse_images(images, models)
     grid = sorted(set(common.parse_floats(thresholds, "--thresholds", low=0, high=100)))
