@@ -330,7 +330,9 @@ def _synthesis(records, config):
 
     text = [f"`neuroharden area` on the {config['target']} target (Yosys gates and a "
             f"`stat -tech cmos` transistor estimate), array {config['rows']}x"
-            f"{config['cols']}. The accelerator rows wait for the accelerator."]
+            f"{config['cols']}. The whole accelerators (`--designs accel-lcu,accel-tmr`) "
+            f"and the triplicated array take minutes each and are left to "
+            f"`neuroharden area`."]
     return Section("Synthesis", text=text, tables=[Table(
         "Area and overheads", ["design", "size", "cells", "transistors", "overhead",
                                "status"], rows)],
