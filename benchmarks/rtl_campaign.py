@@ -1,0 +1,141 @@
+"""RTL fault-injection throughput: one K=64 tile per fault on an 8x8 accelerator.
+
+Faults are transient bit-flips sampled from the site catalogue's PE registers
+(``a_reg``, ``w_reg``, ``acc``) at every cycle of the tile; each fault runs the whole
+tile and its full 8x8 output is compared with the fault-free one
+(``sim.tile.reference``). Measured in one run:
+
+* the fast runner (``sim.rtl_runner.run_faults``) under Verilator: operands loaded once
+  per simulator process, the simulator runs freely between the cycles that matter;
+  with and without recording the drained accumulators of every fault;
+* the naive driver on the same faults under Verilator: every fault reloads the tile
+  through the load port and runs it awaiting every clock cycle from Python (the same
+  simulator process, so its start-up is not charged to it); both must agree;
+* the fast runner under Icarus;
+* the fast runner split over a Dask ``LocalCluster`` of 1 and of 2 worker processes
+  (wall-clock time of the whole call: one simulator start-up per chunk included).
+
+Faults per second are counted over the fault loop inside the simulator (no start-up,
+loading or fault-free run), per wall-clock second and per CPU second of the simulator
+process (the figure to compare on a shared machine), except for Dask (wall clock of
+the whole call). The load average at the start and the end is printed with them. The
+last line is a JSON object.
+
+    nice -n 10 .venv/bin/python benchmarks/rtl_campaign.py [--faults 4000]
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from hw.accelerator import tile_cycles
+from sim.accelerator_tb import random_tile
+from sim.rtl_faults import RTLFaultSpace, sample
+from sim.rtl_runner import accelerator_design, run_faults, run_faults_dask
+from sim.sites import resolve
+
+
+def rate(results):
+    return len(results.faults) / results.seconds
+
+
+def cpu_rate(results):
+    return len(results.faults) / results.cpu_seconds
+
+
+def dask_seconds(workers, config, tile, faults):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(workers)
+        started = time.perf_counter()
+        results = run_faults_dask(client, config, tile, faults, sim="verilator",
+                                  accumulators=False)
+        return time.perf_counter() - started, results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--cols", type=int, default=8)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--faults", type=int, default=4000, help="faults of the fast runs")
+    parser.add_argument("--naive-faults", type=int, default=300)
+    parser.add_argument("--icarus-faults", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    start_load = os.getloadavg()[0]
+    config = dict(rows=args.rows, cols=args.cols, k_depth=args.k, protect="none")
+    tile = random_tile(np.random.default_rng(args.seed), args.rows, args.k, args.cols)
+    # Builds (cached on disk) and catalogues, not measured.
+    for sim in ("verilator", "icarus"):
+        _, catalogue = accelerator_design(config, sim=sim)
+    sites = resolve(catalogue, ["array.pe_*.a_reg", "array.pe_*.w_reg", "array.pe_*.acc"])
+    cycles = tile_cycles(args.rows, args.cols, args.k)
+    space = RTLFaultSpace(sites, "bitflip", cycles=cycles)
+    faults = sample(space, args.faults, args.seed)
+
+    fast = run_faults(config, tile, faults, sim="verilator", accumulators=False)
+    fast_acc = run_faults(config, tile, faults, sim="verilator", accumulators=True)
+    naive = run_faults(config, tile, faults[:args.naive_faults], sim="verilator",
+                       driver="naive")
+    icarus = run_faults(config, tile, faults[:args.icarus_faults], sim="icarus",
+                        accumulators=False)
+    for name, other in (("fast with accumulators", fast_acc), ("naive", naive),
+                        ("icarus", icarus)):
+        count = len(other.faults)
+        if not np.array_equal(other.outputs, fast.outputs[:count]):
+            raise SystemExit(f"{name} outputs differ from the fast Verilator runner")
+    if not np.array_equal(naive.accumulators, fast_acc.accumulators[:len(naive.faults)]):
+        raise SystemExit("naive accumulators differ from the fast Verilator runner")
+    one, split1 = dask_seconds(1, config, tile, faults)
+    two, split2 = dask_seconds(2, config, tile, faults)
+    for split in (split1, split2):
+        if not np.array_equal(split.outputs, fast.outputs):
+            raise SystemExit("Dask outputs differ from the single-process run")
+
+    summary = {
+        "array": f"{args.rows}x{args.cols}", "k": args.k, "tile_cycles": cycles,
+        "faults": len(faults), "fault_model": "bitflip", "sites": "PE a_reg/w_reg/acc",
+        "population": len(space), "masked": int(fast.masked.sum()),
+        "hung": int(fast.hung.sum()),
+        "load_average": [start_load, os.getloadavg()[0]], "cpus": os.cpu_count(),
+        "verilator_fast_faults_per_s": rate(fast),
+        "verilator_fast_faults_per_cpu_s": cpu_rate(fast),
+        "verilator_fast_with_accumulators_faults_per_cpu_s": cpu_rate(fast_acc),
+        "verilator_naive_faults_per_cpu_s": cpu_rate(naive),
+        "fast_over_naive_cpu": cpu_rate(fast) / cpu_rate(naive),
+        "icarus_fast_faults_per_cpu_s": cpu_rate(icarus),
+        "verilator_fast_with_accumulators_faults_per_s": rate(fast_acc),
+        "verilator_naive_faults_per_s": rate(naive), "naive_faults": len(naive.faults),
+        "naive": "reload the tile through the load port + run awaiting every cycle + "
+                 "read port, per fault, in one simulator process",
+        "fast_over_naive": rate(fast) / rate(naive),
+        "fast_with_accumulators_over_naive": rate(fast_acc) / rate(naive),
+        "icarus_fast_faults_per_s": rate(icarus), "icarus_faults": len(icarus.faults),
+        "verilator_over_icarus": rate(fast) / rate(icarus),
+        "dask_1_worker_seconds": one, "dask_2_workers_seconds": two,
+        "dask_1_worker_faults_per_s": len(faults) / one,
+        "dask_2_workers_faults_per_s": len(faults) / two,
+        "dask_speedup_1_to_2": one / two,
+    }
+    print(f"{summary['array']} accelerator, K={args.k} ({cycles} cycles per tile), "
+          f"{len(faults)} PE bit-flips ({summary['masked']} masked)")
+    print(f"  load average {start_load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+          f" faults per wall-clock second / per CPU second")
+    for name, results in (("Verilator fast", fast), ("Verilator fast + accs", fast_acc),
+                          ("Verilator naive", naive), ("Icarus fast", icarus)):
+        print(f"  {name:24s} {rate(results):8.0f} {cpu_rate(results):8.0f}")
+    print(f"  fast / naive: {summary['fast_over_naive']:.1f}x wall, "
+          f"{summary['fast_over_naive_cpu']:.1f}x CPU")
+    print(f"  Dask 1 -> 2 workers      {one:.1f} s -> {two:.1f} s "
+          f"({summary['dask_speedup_1_to_2']:.2f}x, wall clock with start-up)")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
