@@ -55,6 +55,8 @@ DEFAULTS = {
     # compared here) nor the whole accelerators: each takes minutes on 2 cores;
     # `neuroharden area --designs tmr-array,accel-lcu,accel-tmr` measures them.
     "synth_designs": ["pe", "array", "lcu", "voter", "tmr-pe"],
+    # Fig. 4 sweep (accuracy loss, critical faults vs threshold): small campaigns.
+    "fig4_thresholds": [0.5, 1.0, 2.0, 3.0], "fig4_faults": 60, "fig4_test_images": 100,
     # NVF thresholds of the cost sweep (0.01: every neuron with a non-zero NVF).
     "sweep_thresholds": [0.01, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 20.0],
 }
@@ -275,9 +277,32 @@ def _campaign_rtl(ctx):
 
 
 def _threshold_sweep(ctx):
-    raise NotImplementedError("accuracy loss and critical faults against the NVF "
-                              "threshold (paper 004 Fig. 4, `neuroharden experiment "
-                              "fig4`) are not part of this version")
+    """Paper 004 Fig. 4 on the demo's model and ranking (`neuroharden experiment fig4`)."""
+    import csv
+    import shutil
+
+    from golden.experiments.fig4 import command as fig4
+    from golden.models import load_checkpoint
+
+    c = ctx.config
+    cache = ctx.path("fig4-cache")
+    cache.mkdir(exist_ok=True)
+    # The experiment's cache names (golden.experiments.common): seeding them with the
+    # demo's own checkpoint and ranking (the same deterministic training) skips both.
+    epochs = load_checkpoint(ctx.path("model.pt"))[1]["epochs"]
+    stem = f"{c['model']}-{c['dataset']}-seed{c['seed']}-e{epochs}"
+    for source, name in (("model.pt", f"{stem}.pt"),
+                         ("CRITICAL.json", f"{stem}-nvf-{c['rank_images']}img.json")):
+        if not (cache / name).exists():
+            shutil.copyfile(ctx.path(source), cache / name)
+    _run_command(fig4, ["--models", c["model"], "--images", c["rank_images"],
+                        "--thresholds", ",".join(f"{t:g}" for t in c["fig4_thresholds"]),
+                        "--max-faults", c["fig4_faults"], "--test-images",
+                        c["fig4_test_images"], "-o", ctx.path("fig4"), "--cache", cache,
+                        "--seed", c["seed"]])
+    with open(ctx.path("fig4/fig4.csv"), newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {"rows": rows, "faults": c["fig4_faults"], "test_images": c["fig4_test_images"]}
 
 
 def _synthesize(ctx):
@@ -320,7 +345,8 @@ STAGES = (
     Stage("campaign-rtl", "RTL fault campaigns on each variant", _campaign_rtl, (),
           ("accelerator",)),
     Stage("threshold-sweep", "accuracy loss and critical faults vs NVF threshold",
-          _threshold_sweep),
+          _threshold_sweep, ("fig4/fig4.csv",), ("rank",),
+          ("fig4_thresholds", "fig4_faults", "fig4_test_images", "rank_images")),
     Stage("synthesize", "synthesize the blocks with Yosys", _synthesize, (), (),
           ("rows", "cols", "target", "synth_designs")),
     Stage("prove", "formal proofs of the LCU, the voters and TMR", _prove),

@@ -299,6 +299,44 @@ def _campaigns(records, config):
                  Figure("critical_faults", "Critical faults per network", critical)])
 
 
+def _sweep(records, config):
+    title = "Accuracy loss and critical faults vs NVF threshold"
+    r = _result(records, "threshold-sweep")
+    if r is None:
+        return _unavailable(records, "threshold-sweep", title)
+    rows = [x for x in r["rows"] if x["point"] != "matched"]
+
+    def plot(column, label):
+        def draw(ax):
+            for scheme, style in (("none", ":"), ("lcu", "-"), ("tmr", "--")):
+                points = sorted((float(x["threshold_pct"]), float(x[column]))
+                                for x in rows if x["scheme"] == scheme)
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o",
+                        color=_COLORS[scheme],
+                        label={"none": "unprotected"}.get(scheme, scheme.upper()))
+            ax.set_xlabel("NVF threshold (%)")
+            ax.set_ylabel(label)
+            ax.legend()
+        return draw
+
+    text = [f"`neuroharden experiment fig4` on the demo's model and ranking: at each NVF "
+            f"threshold the network is hardened both ways and gets a campaign of at most "
+            f"{r['faults']} output bit flips on the first {r['test_images']} test images "
+            f"(small samples: see the 95 % intervals). Paper 004 Fig. 4 a-f."]
+    table = Table("Fig. 4 points", ["NVF >=", "scheme", "protected neurons", "faults",
+                                    "critical faults (95 % CI)", "accuracy loss (points)"],
+                  [[x["point"] if x["point"] == "matched" else f"{x['threshold_pct']} %",
+                    x["scheme"], x["protected_neurons"], x["faults"],
+                    f"{float(x['critical_pct']):.2f} % ({float(x['critical_low_pct']):.2f}-"
+                    f"{float(x['critical_high_pct']):.2f})",
+                    f"{float(x['accuracy_loss_pts']):.3f}"] for x in r["rows"]])
+    return Section(title, text=text, tables=[table], figures=[
+        Figure("accuracy_loss_vs_threshold", "Accuracy loss against the NVF threshold",
+               plot("accuracy_loss_pts", "accuracy loss (points)")),
+        Figure("critical_faults_vs_threshold", "Critical faults against the NVF threshold",
+               plot("critical_pct", "critical faults (%)"))])
+
+
 def _synthesis(records, config):
     r = _result(records, "synthesize")
     if r is None:
@@ -421,8 +459,7 @@ def build_report(out, records, config, seconds):
                 _accelerator(records, config), _rtl_check(records, config),
                 _campaigns(records, config),
                 _unavailable(records, "campaign-rtl", "RTL fault campaigns"),
-                _unavailable(records, "threshold-sweep",
-                             "Accuracy loss and critical faults vs NVF threshold"),
+                _sweep(records, config),
                 _synthesis(records, config), _proofs(records, config),
                 _stages(records, seconds)]
     return write_report(out, title="neuroharden demo: LeNet-5 on digits",
