@@ -21,6 +21,7 @@ the factors there are 1. The experiment therefore also evaluates the *matched* p
 the top-ranked neurons in the same portion as the paper protects at 20 %
 (:data:`golden.experiments.table1.PAPER_AT_20`), selected by rank (ties at the boundary
 broken by the ranking's order), and states the factors at both.
+In the plot the matched points are the hollow markers at their NVF threshold.
 """
 
 import click
@@ -97,6 +98,12 @@ def _plot(ctx, rows, models):
                     continue
                 xs = [r["threshold_pct"] for r in mine]
                 axis.plot(xs, [r[key] for r in mine], color=color, marker=marker, label=name)
+                matched = [r for r in rows if r["model"] == model and r["point"] == "matched"
+                           and r["scheme"] == scheme]
+                axis.scatter([r["threshold_pct"] for r in matched], [r[key] for r in matched],
+                             marker=marker, facecolors="none", edgecolors=color, s=70,
+                             label=f"{name}, matched portion" if scheme == "none" or
+                             r_ == 0 else None)
                 if key == "critical_pct":
                     axis.fill_between(xs, [r["critical_low_pct"] for r in mine],
                                       [r["critical_high_pct"] for r in mine], color=color,
