@@ -12,8 +12,9 @@ then for each fault: the fault is applied with
 :class:`sim.rtl_faults.Injection`, the tile is run, the output buffer is read through
 its memory handles, and the fault-free state is restored. The run lets the simulator
 run freely: the test awaits a ``Timer`` to each cycle where something happens (the
-deassertion of ``start``, the injection cycle, the drain cycles when accumulators are
-recorded, the last cycle) instead of every clock edge. The times are 1 ns after a
+injection cycle, the drain cycles when accumulators are recorded, the last cycle;
+``start`` is held until then, as the controller samples it only while idle) instead of
+every clock edge. The times are 1 ns after a
 falling edge, where :class:`sim.accelerator_tb.AcceleratorTB` acts (its ``on_cycle``
 numbering is kept: cycle 0 samples ``start``); the drained accumulators are sampled
 3 ns later, so an upset injected in a drain cycle is recorded as the requantizers see
@@ -103,8 +104,9 @@ class FaultDriver:
     def read_outputs(self):
         m, _, n = self.tb.tile.shape
         cols = self.tb.cols
-        return np.array([unpack(value(self.out_words[row]), cols, OUTPUT_WIDTH)[:n]
-                         for row in range(m)], dtype=np.int64)
+        # Element c of a row is byte c of the word (OUTPUT_WIDTH = 8).
+        data = b"".join(value(word).to_bytes(cols, "little") for word in self.out_words[:m])
+        return np.frombuffer(data, dtype=np.int8).reshape(m, cols)[:, :n].astype(np.int64)
 
     def drained(self, values):
         m, _, n = self.tb.tile.shape
@@ -120,8 +122,9 @@ class FaultDriver:
         first_drain = k + rows + cols + 1
         drain = range(first_drain, first_drain + rows) if self.accumulators else range(0)
         fault = injection.fault
-        # (time in ns from start, action): deassert start, inject, sample a drain.
-        events = [(PERIOD, "start", None)]
+        # (time in ns from start, action): inject, sample a drain. ``start`` stays 1
+        # until the last cycle: the controller samples it only while idle.
+        events = []
         if fault.model == "bitflip" and fault.cycle < nominal:
             events.append((fault.cycle * PERIOD, "inject", fault.cycle))
         events += [(cycle * PERIOD + SAMPLE, "sample", cycle) for cycle in drain]
@@ -133,18 +136,16 @@ class FaultDriver:
             if when > now:
                 await Timer(when - now, unit="ns")
                 now = when
-            if action == "start":
-                dut.start.value = 0
-            elif action == "inject":
+            if action == "inject":
                 await injection.on_cycle(cycle)
             else:
                 values[rows - 1 - (cycle - first_drain)] = unpack(
                     value(dut.array.result), cols, tb.acc_width)
         await Timer(nominal * PERIOD - now, unit="ns")
+        dut.start.value = 0
         injection.stop()
-        if not value(dut.done):
-            return -1, self.drained(values)
-        return nominal, self.drained(values)
+        cycles = nominal if value(dut.done) else -1
+        return cycles, self.drained(values) if self.accumulators else None
 
     async def run_stepped(self, injection):
         """One run awaiting every clock cycle, with ``AcceleratorTB.run``'s schedule:
@@ -238,7 +239,9 @@ async def run_faults(dut):
                 for path in driver.control:
                     driver.restore(path)
         else:
-            outputs[index], accumulators[index], cycles[index] = await driver.run_fault(fault)
+            outputs[index], drained, cycles[index] = await driver.run_fault(fault)
+            if drained is not None:
+                accumulators[index] = drained
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     with open(config["results"], "wb") as file:
         np.savez(file, outputs=outputs,
