@@ -139,3 +139,11 @@ def test_cache_hits_on_a_second_call_and_misses_on_a_changed_design(tmp_path,
     measure("voter", "generic", cache=cache)
     assert (cache.hits, cache.misses) == (1, 2)
     assert not list((tmp_path / "cache").glob(".*.tmp"))   # no half-written entries
+
+
+def test_scopeinfo_annotations_are_not_counted_as_cells(tmp_path, monkeypatch):
+    counts = {"cells": 110, "transistors": 500, "luts": None, "carry": None, "ffs": 8,
+              "dsps": None, "port_bits": 20, "by_type": {"$_AND_": 102, "$scopeinfo": 8}}
+    monkeypatch.setattr(area.yosys, "synthesize", lambda *a, **k: dict(counts))
+    row = measure("tmr-pe", "generic", cache=Cache(tmp_path))
+    assert row["cells"] == 102 and row["transistors"] == 500
