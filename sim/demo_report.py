@@ -286,10 +286,9 @@ def _campaigns(records, config):
     text = [f"Single bit flips in the int8 output of hidden neurons (copies included), "
             f"{first['completed']:,} faults drawn per network, each over the "
             f"{first['images']} test images, with the model-level engine (`neuroharden "
-            f"campaign`): a margin of about +-{margin:.1f} points at 95 % confidence. The "
-            f"sample is capped because the engine evaluates hardened networks at about 3 "
-            f"faults/s on 2 cores (Leveugle et al.'s 7,645 faults at 95 % / 1 % would take "
-            f"about 40 min per hardened network). Accuracy loss in percentage points "
+            f"campaign`): a margin of about +-{margin:.1f} points at 95 % confidence "
+            f"(Leveugle et al.'s 7,645 faults at 95 % / 1 % are left to `neuroharden "
+            f"campaign` for time). Accuracy loss in percentage points "
             f"(paper 004)."]
     return Section("Model-level fault campaigns", text=text, tables=[Table(
         "Campaign results", ["network", "fault population", "faults", "masked",
