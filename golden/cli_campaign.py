@@ -60,7 +60,8 @@ def sample_size(population, confidence, margin, p, round_to, as_json):
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
               help="Checkpoint written by `neuroharden train`.")
 @click.option("--level", type=click.Choice(["model", "rtl"]), default="model",
-              show_default=True, help="Injection level (rtl: not implemented yet).")
+              show_default=True,
+              help="Injection level (rtl: run by `neuroharden campaign`, sim.rtl_campaign).")
 @click.option("--fault", "fault_model", type=click.Choice(FAULT_MODELS), required=True,
               help="Fault model.")
 @click.option("--target", type=click.Choice(TARGETS), default="output", show_default=True,
@@ -93,8 +94,10 @@ def campaign(model_path, level, fault_model, target, bits, bit_positions, layers
              data_dir, as_json):
     """Statistical fault-injection campaign on the int8 model (resumable, SQLite)."""
     if level == "rtl":
-        raise click.ClickException("--level rtl is not implemented yet "
-                                   "(RTL campaigns come in a later issue; use --level model)")
+        # golden never imports sim: the `neuroharden campaign` command (sim.rtl_campaign)
+        # wraps this one and runs RTL campaigns itself.
+        raise click.ClickException("--level rtl runs through `neuroharden campaign` "
+                                   "(sim.rtl_campaign), which needs the sim package")
     from golden.campaign import run_campaign
 
     positions = _int_list(bit_positions, "--bit-positions")

@@ -16,7 +16,7 @@ COMMANDS = {
     "eval": "golden.cli:evaluate",
     "export": "golden.cli:export",
     "sample-size": "golden.cli:sample_size",
-    "campaign": "golden.cli:campaign",
+    "campaign": "sim.rtl_campaign:campaign",
     "rank": "golden.rank_cli:rank",
     "harden": "golden.harden_cli:harden",
     "optimize": "golden.optimize_cli:optimize",

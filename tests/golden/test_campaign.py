@@ -163,7 +163,7 @@ def test_bad_checkpoints(tmp_path):
     (["--bit-positions", "x"], "--bit-positions"),
     (["--bits", "9"], "bits must lie"),
     (["--faults", "999999"], "population"),
-    (["--level", "rtl"], "not implemented yet"),
+    (["--level", "rtl", "--target", "weight"], "--level model only"),
 ])
 def test_bad_fault_arguments(checkpoint, tmp_path, extra, message):
     result = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 5, "--images", 10,

@@ -1,0 +1,225 @@
+"""RTL campaigns on whole networks (sim.rtl_campaign): store, resume, agreement, hardening.
+
+A tiny MLP (16 -> 6 -> 4) on 4 images keeps every layer one row block, so a campaign
+is a handful of tiles, each one simulator process.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from golden.campaign import ResultsDB
+from golden.faults import Fault
+from golden.harden import harden
+from golden.injection import InjectionEngine, classify
+from golden.intmodel import IntNet
+from sim.cli import main
+from sim.compiler import compile_network
+from sim.rtl_campaign import GoldenRun, NetworkFaultSpace, run_network_campaign
+from sim.rtl_faults import RTLFault
+from sim.rtl_runner import accelerator_design, run_faults
+from tests.golden.conftest import mlp7_model, trained_model  # noqa: F401
+from tests.golden.fi_nets import _layer
+
+ROWS, COLS = 4, 4
+SUMMARY_KEYS = {"faults", "completed", "masked", "tolerable", "critical_003", "critical",
+                "accuracy_loss", "faults_per_second"}
+
+
+def tiny_net(images=4, seed=0, zero_bias=False):
+    """A 16 -> 6 -> 4 integer MLP, its int8 inputs and labels (its own top-1 classes,
+    the last image's label shifted so that the accuracy is not 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 128, (images, 1, 4, 4), generator=gen)
+    w = lambda *shape: torch.randint(-127, 128, shape, generator=gen)  # noqa: E731
+    l1, h = _layer("fc1", "linear", w(6, 16), x, gen=gen)
+    l2, _ = _layer("fc2", "linear", w(4, 6), h, relu=False, gen=gen)
+    layers = [l1, l2]
+    if zero_bias:
+        layers = [dataclasses.replace(layer, bias=torch.zeros_like(layer.bias))
+                  for layer in layers]
+    net = IntNet(layers, 0.01, (1, 4, 4))
+    labels = net.predict(x)
+    labels[-1] = (labels[-1] + 1) % 4
+    return net, x, labels
+
+
+def campaign(net, x, labels, db, **options):
+    return run_network_campaign(net, x, labels, db_path=str(db), rows=ROWS, cols=COLS,
+                                progress=False, **options)
+
+
+def test_fault_space_counts_every_layer_tile_site_bit_and_cycle():
+    net, x, _ = tiny_net()
+    golden = GoldenRun(net, compile_network(net, rows=ROWS, cols=COLS), x.numpy())
+    program = golden.program
+    _, catalogue = accelerator_design(dict(rows=ROWS, cols=COLS, k_depth=program.k_depth,
+                                           protect="none"), sim="icarus")
+    space = NetworkFaultSpace(golden, catalogue, "bitflip", sites="array.pe_*.acc")
+    bits = ROWS * COLS * 32
+    # fc1: K=16, two column chunks; fc2: K=6, one chunk.
+    assert len(space) == bits * (2 * (16 + 2 * ROWS + COLS + 2) + (6 + 2 * ROWS + COLS + 2))
+    faults = {space.fault(k) for k in range(0, len(space), 997)}
+    assert {(f.layer, f.tile) for f in faults} == {("fc1", 0), ("fc1", 1), ("fc2", 0)}
+    stuck = NetworkFaultSpace(golden, catalogue, "stuck1", sites="array.pe_*.acc",
+                              layers=["fc2"])
+    assert len(stuck) == bits and stuck.fault(0).cycle is None
+    with pytest.raises(ValueError, match="unknown layer"):
+        NetworkFaultSpace(golden, catalogue, "stuck1", layers=["fc9"])
+    with pytest.raises(ValueError, match="close matches"):
+        NetworkFaultSpace(golden, catalogue, "stuck1", sites="array.pe_0_0.accu")
+
+
+@pytest.mark.slow
+def test_campaign_stores_rows_with_the_model_level_keys(tmp_path):
+    net, x, labels = tiny_net()
+    db = tmp_path / "results.sqlite"
+    summary = campaign(net, x, labels, db, fault_model="stuck1", sites="array.pe_*",
+                       faults=12, seed=3, sim="icarus")
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["completed"] == summary["faults"] == 12 == summary["evaluated_now"]
+    assert summary["masked"] + summary["tolerable"] + summary["critical_003"] == 12
+    assert summary["fault_free_accuracy"] == 0.75 and summary["level"] == "rtl"
+    stored = ResultsDB(db)
+    rows = stored.results(summary["campaign"])
+    stored.close()
+    assert [r["fault_index"] for r in rows] == list(range(12))
+    assert all(RTLFault.from_json(r["fault"]).model == "stuck1" for r in rows)
+    again = campaign(net, x, labels, db, fault_model="stuck1", sites="array.pe_*",
+                     faults=12, seed=3, sim="icarus")
+    assert again["evaluated_now"] == 0 and again["completed"] == 12
+    assert {k: again[k] for k in ("masked", "tolerable", "critical_003", "critical")} == \
+        {k: summary[k] for k in ("masked", "tolerable", "critical_003", "critical")}
+
+
+RESUMABLE = textwrap.dedent("""
+    import sys
+    from tests.sim.test_rtl_campaign import campaign, tiny_net
+    net, x, labels = tiny_net()
+    campaign(net, x, labels, sys.argv[1], fault_model="bitflip", sites="array.pe_*",
+             faults=10, seed=7, sim="icarus", chunk=1)
+""")
+
+
+@pytest.mark.slow
+def test_killed_campaign_resumes_without_loss_or_duplicates(tmp_path):
+    db = tmp_path / "results.sqlite"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen([sys.executable, "-c", RESUMABLE, str(db)], cwd=root,
+                               env={**os.environ, "PYTHONPATH": root},
+                               start_new_session=True)
+    stored = 0
+    deadline = time.monotonic() + 300
+    try:
+        while stored < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.5)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as conn:
+                        stored = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+                except sqlite3.OperationalError:
+                    stored = 0
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the campaign and its simulator
+        process.wait()
+    assert 2 <= stored < 10, stored
+    net, x, labels = tiny_net()
+    summary = campaign(net, x, labels, db, fault_model="bitflip", sites="array.pe_*",
+                       faults=10, seed=7, sim="icarus")
+    assert summary["completed"] == 10 and summary["evaluated_now"] <= 10 - stored
+    with sqlite3.connect(db) as conn:
+        indices = [r[0] for r in conn.execute("SELECT fault_index FROM results")]
+        faults = [r[0] for r in conn.execute("SELECT fault FROM results")]
+    assert sorted(indices) == list(range(10)) and len(set(faults)) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_final_accumulator_upset_equals_the_model_level_accumulator_flip(sim):
+    # Zero biases: the PE holds the unbiased sum, the golden accumulator the biased one.
+    net, x, labels = tiny_net(images=1, zero_bias=True)
+    program = compile_network(net, rows=ROWS, cols=COLS)
+    golden = GoldenRun(net, program, x.numpy())
+    config = dict(rows=ROWS, cols=COLS, k_depth=program.k_depth, protect="none")
+    engine = InjectionEngine(net, x, labels)
+    rng = np.random.default_rng(1)
+    for i, layer in enumerate(program.layers):
+        for t, placement in enumerate(golden.placements[i]):
+            n = placement.tile.shape[2]
+            final = layer.k + ROWS + COLS + 1  # the first drain cycle: every MAC done
+            cells = [(int(c), int(b)) for c, b in zip(rng.integers(0, n, 6),
+                                                      rng.integers(0, 32, 6))]
+            faults = [RTLFault(f"array.pe_0_{c}.acc", b, "bitflip", final, layer.name, t)
+                      for c, b in cells]
+            results = run_faults(config, placement.tile, faults, sim=sim,
+                                 accumulators=False)
+            rtl = classify(golden.faulty_logits(i, t, results.outputs), golden.logits,
+                           labels, net.layers[-1].out_scale)
+            model = engine.evaluate([Fault(layer.name, "accumulator",
+                                           int(placement.columns[c]), (b,))
+                                     for c, b in cells])
+            assert rtl == model, (layer.name, t, cells)
+
+
+@pytest.mark.slow
+def test_hardened_network_has_fewer_critical_faults(tmp_path):
+    net, x, labels = tiny_net()
+    protected = harden(net, "tmr", [(layer.name, c) for layer in net.layers
+                                    for c in range(layer.weight.shape[0])])
+    options = dict(fault_model="bitflip", sites="array.pe_*.acc", faults=24, seed=2,
+                   sim="icarus")
+    plain = campaign(net, x, labels, tmp_path / "plain.sqlite", **options)
+    hardened = run_network_campaign(protected, x, labels, db_path=str(tmp_path / "h.sqlite"),
+                                    rows=ROWS, cols=6, progress=False, **options)
+    assert hardened["protect"] == "tmr" and hardened["faults"] == plain["faults"]
+    assert plain["critical_003"] > 0
+    assert hardened["critical_003"] < plain["critical_003"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["campaign", *map(str, args)])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "m.pt", "--db", "r.sqlite", "--fault", "bitflip", "--sim", "icarus"],
+     "--sim needs --level rtl"),
+    (["--model", "m.pt", "--db", "r.sqlite", "--fault", "crash", "--level", "rtl"],
+     "--level rtl takes --fault"),
+    (["--model", "m.pt", "--db", "r.sqlite", "--fault", "bitflip", "--level", "rtl",
+      "--target", "weight"], "--level model only"),
+    (["--model", "m.pt", "--db", "r.sqlite", "--fault", "bitflip", "--level", "rtl"],
+     "no such checkpoint"),
+])
+def test_bad_rtl_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_rtl_campaign_on_a_checkpoint(mlp7_model, tmp_path):  # noqa: F811
+    db = tmp_path / "r.sqlite"
+    args = ["--model", mlp7_model, "--level", "rtl", "--sim", "icarus", "--fault", "stuck0",
+            "--sites", "array.pe_*.w_reg", "--faults", 3, "--images", 2, "--db", db,
+            "--json"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert SUMMARY_KEYS <= set(summary) and summary["completed"] == 3
+    assert summary["images"] == 2 and summary["sim"] == "icarus"
+    model_level = invoke("--model", mlp7_model, "--fault", "bitflip", "--faults", 5,
+                         "--images", 2, "--db", db, "--json")
+    assert model_level.exit_code == 0, model_level.output
+    assert json.loads(model_level.output)["level"] == "model"
