@@ -223,3 +223,22 @@ def test_cli_rtl_campaign_on_a_checkpoint(mlp7_model, tmp_path):  # noqa: F811
                          "--images", 2, "--db", db, "--json")
     assert model_level.exit_code == 0, model_level.output
     assert json.loads(model_level.output)["level"] == "model"
+
+
+@pytest.mark.slow
+def test_dask_workers_store_the_same_rows_as_one_process(tmp_path):
+    net, x, labels = tiny_net()
+    options = dict(fault_model="stuck0", sites="array.pe_*", faults=8, seed=5,
+                   sim="icarus", chunk=3)
+    campaign(net, x, labels, tmp_path / "one.sqlite", **options)
+    split = campaign(net, x, labels, tmp_path / "dask.sqlite", workers=2, **options)
+    assert split["completed"] == 8
+
+    def rows(db):
+        stored = ResultsDB(db)
+        try:
+            return stored.results(split["campaign"])
+        finally:
+            stored.close()
+
+    assert rows(tmp_path / "dask.sqlite") == rows(tmp_path / "one.sqlite")
