@@ -45,7 +45,7 @@ from golden.injection import classify
 from golden.sampling import leveugle_sample_size, sample_indices
 from hw.accelerator import tile_cycles
 from sim.compiler import compile_network
-from sim.rtl_faults import RTLFault, RTLFaultSpace
+from sim.rtl_faults import RTLFaultSpace
 from sim.rtl_runner import accelerator_design, run_chunk, run_faults
 from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS
 from sim.sites import resolve
