@@ -13,8 +13,7 @@ sides of an accelerator:
   a voter for TMR, each merging that column with its partners), so its area is ``cols``
   times the synthesized area of one LCU or one voter (:func:`synth.area.measure`), given
   in % of the synthesized array. This sums measured blocks; it is not a synthesis of the
-  whole accelerator (``neuroharden area --designs accel-lcu,accel-tmr`` will be, once the
-  accelerator exists).
+  whole accelerator (``neuroharden area --designs accel,accel-lcu,accel-tmr`` is).
 
 For each metric the report gives the extra cost of LCU and of TMR over the unprotected
 network and their ratio: paper 004's claim is a ratio of 0.5. Neurons give exactly 0.5
