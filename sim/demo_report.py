@@ -14,6 +14,8 @@ _VARIANT_LABEL = {"none": "unprotected", "lcu-top3.99": "LCU, top 3.99 %",
                   "tmr-top3.99": "TMR, top 3.99 %"}
 _MODEL_LABEL = {"lenet5": "LeNet-5", "mlp7": "MLP-7", "alexnet": "AlexNet-style CNN"}
 _COLORS = {"none": "#888888", "lcu": "#1f77b4", "tmr": "#d62728"}
+#: Paper 003's outcome classes (summary keys) and their colours in the plots.
+_OUTCOMES = (("masked", "#2ca02c"), ("tolerable", "#ffbf00"), ("critical_003", "#d62728"))
 
 
 def _pct(value, digits=2):
@@ -28,6 +30,11 @@ def _num(value, digits=1):
     if value is None:
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def _share(summary, outcome):
+    """Share of a campaign's completed faults with that outcome."""
+    return summary[outcome] / max(1, summary["completed"])
 
 
 def _result(records, name):
@@ -258,9 +265,8 @@ def _campaigns(records, config):
 
     def stacked(ax):
         bottom = [0.0] * len(names)
-        for outcome, color in (("masked", "#2ca02c"), ("tolerable", "#ffbf00"),
-                               ("critical_003", "#d62728")):
-            values = [100 * r[n][outcome] / max(1, r[n]["completed"]) for n in names]
+        for outcome, color in _OUTCOMES:
+            values = [100 * _share(r[n], outcome) for n in names]
             ax.bar(range(len(names)), values, bottom=bottom, color=color,
                    label=outcome.replace("_003", ""))
             bottom = [b + v for b, v in zip(bottom, values)]
@@ -296,6 +302,71 @@ def _campaigns(records, config):
                              "accuracy loss (pp)"], rows)],
         figures=[Figure("outcomes", "Outcome breakdown per network", stacked),
                  Figure("critical_faults", "Critical faults per network", critical)])
+
+
+def _rtl_campaigns(records, config):
+    title = "RTL fault campaigns"
+    r = _result(records, "campaign-rtl")
+    if r is None:
+        return _unavailable(records, "campaign-rtl", title)
+    names = list(r)
+    rows = []
+    for name in names:
+        x = r[name]
+        rows.append([_VARIANT_LABEL.get(name, name), x["protect"], _int(x["population"]),
+                     _int(x["completed"]), _pct(_share(x, "masked")),
+                     _pct(_share(x, "tolerable")), _pct(_share(x, "critical_003")),
+                     _pct(x["critical_rate"]), f"{100 * x['accuracy_loss']:.3f}",
+                     _num(x["faults_per_second"], 2), _num(x["wall_seconds"], 1)])
+    model = _result(records, "campaign-model") or {}
+    compared = [n for n in names if n in model]
+
+    def breakdown(ax):
+        width = 0.38
+        for k, (level, source) in enumerate((("model", model), ("RTL", r))):
+            positions = [i + (k - 0.5) * width for i in range(len(compared))]
+            bottom = [0.0] * len(compared)
+            for outcome, color in _OUTCOMES:
+                values = [100 * _share(source[n], outcome) for n in compared]
+                ax.bar(positions, values, width, bottom=bottom, color=color,
+                       edgecolor="black", hatch="//" if level == "RTL" else None,
+                       label=outcome.replace("_003", "") + f" ({level})")
+                bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_xticks(range(len(compared)))
+        ax.set_xticklabels([f"{_VARIANT_LABEL.get(n, n)}\nmodel | RTL" for n in compared])
+        ax.set_ylabel("faults (%)")
+        ax.set_title("Outcome of single bit flips (paper 003): model level vs RTL")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+
+    first = r[names[0]]
+    text = [f"`neuroharden campaign --level rtl` on each network: {first['completed']:,} "
+            f"single bit flips ({first['fault_model']}, one bit at a sampled cycle of the "
+            f"tile) in the PE registers (`{config['rtl_campaign_sites']}`: operand "
+            f"registers and accumulators, {first['sites']} sites) of the tiles of "
+            f"{', '.join(first['layers'])}, on the first {first['images']} test images, "
+            f"on the {first['rows']}x{first['cols']} accelerator under {first['sim']} with "
+            f"the protection unit each network needs (none, LCU, voters). Only "
+            f"{', '.join(first['layers'])}: the first {first['images']} images are one "
+            f"tile row of a fully connected layer, and each tile a sample hits costs a "
+            f"simulator start; the hardened networks' copies of the protected neurons of "
+            f"that layer are in its tiles, the other layers are not injected. "
+            f"Cross-layer: the faulty tile runs on "
+            f"the RTL, the rest of the network in the golden integer model. A sample this "
+            f"size has a margin of about "
+            f"+-{100 * 1.96 * (0.25 / max(1, first['completed'])) ** 0.5:.0f} points at "
+            f"95 %; the model-level campaigns above inject neuron outputs (not PE "
+            f"registers) and classify over {model[compared[0]]['images'] if compared else '-'} "
+            f"test images, so the two levels are compared by their outcome shares, not "
+            f"fault by fault. Faults/s is the fault loop's rate; wall time includes the "
+            f"simulator build and the compilation."]
+    table = Table("RTL campaign results", [
+        "network", "protection unit", "fault population", "faults", "masked",
+        "tolerable", "critical (003)", "critical faults (004)", "accuracy loss (pp)",
+        "faults/s", "wall (s)"], rows)
+    figures = [Figure("rtl_vs_model_outcomes", "Outcome breakdown per network: "
+                      "model-level campaign (plain) and RTL campaign (hatched)", breakdown,
+                      size=(8.0, 4.0))] if compared else []
+    return Section(title, text=text, tables=[table], figures=figures)
 
 
 def _sweep(records, config):
@@ -403,6 +474,36 @@ def _stages(records, seconds):
                                  rows)])
 
 
+def _rtl_headline(r):
+    """Whether the RTL campaign finds fewer critical faults on each hardened network."""
+    base = r.get("none")
+    parts = [f"{_VARIANT_LABEL.get(k, k)} {_pct(v['critical_rate'])}" for k, v in r.items()]
+    n = next(iter(r.values()))["completed"]
+    line = (f"RTL campaign ({n:,} PE-register bit flips per network): critical faults "
+            + ", ".join(parts))
+    if base is None:
+        return line + "."
+    verdicts = []
+    for k, v in r.items():
+        if k == "none":
+            continue
+        relation = ("fewer than" if v["critical"] < base["critical"] else
+                    "as many as" if v["critical"] == base["critical"] else "more than")
+        note = "" if relation == "as many as" or _significant(v, base) else (
+            " (within the samples' 95 % margin)")
+        verdicts.append(f"{_VARIANT_LABEL.get(k, k)}: {relation} unprotected{note}")
+    return line + ". " + "; ".join(verdicts) + "."
+
+
+def _significant(a, b):
+    """Whether two campaigns' critical-fault rates differ at 95 % (two-proportion z)."""
+    p, q = a["critical_rate"], b["critical_rate"]
+    n, m = max(1, a["completed"]), max(1, b["completed"])
+    pooled = (a["critical"] + b["critical"]) / (n + m)
+    spread = (pooled * (1 - pooled) * (1 / n + 1 / m)) ** 0.5
+    return spread > 0 and abs(p - q) > 1.96 * spread
+
+
 def headline(records, config, seconds):
     """The key results, one line each, from whatever stages completed."""
     lines = []
@@ -425,6 +526,9 @@ def headline(records, config, seconds):
         n = next(iter(c.values()))["completed"]
         lines.append(f"Critical faults (about {n:,} output bit flips each): "
                      + ", ".join(parts) + ".")
+    rtl = _result(records, "campaign-rtl")
+    if rtl:
+        lines.append(_rtl_headline(rtl))
     k = _result(records, "cost")
     if k:
         at = k["at"]["top3.99"]
@@ -457,7 +561,7 @@ def build_report(out, records, config, seconds):
                 _hardening(records, config), _cost(records, config),
                 _accelerator(records, config), _rtl_check(records, config),
                 _campaigns(records, config),
-                _unavailable(records, "campaign-rtl", "RTL fault campaigns"),
+                _rtl_campaigns(records, config),
                 _sweep(records, config),
                 _synthesis(records, config), _proofs(records, config),
                 _stages(records, seconds)]

@@ -1,6 +1,7 @@
 """The demo's stage runner (sim/demo.py) and its report content (sim/demo_report.py)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -8,6 +9,7 @@ from sim import demo
 from sim.demo import STAGES, Stage, run_stages
 from sim.demo_report import build_report
 from sim.report import NOT_AVAILABLE
+from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
 
 
 def _stages(calls, fail=False):
@@ -96,12 +98,72 @@ def test_report_of_a_demo_with_nothing_completed(tmp_path):
     assert "Not available or not completed: train" in md
 
 
-@pytest.mark.parametrize("name", ["campaign-rtl"])
-def test_missing_building_blocks_raise_not_implemented(name, tmp_path):
-    stage = next(s for s in STAGES if s.name == name)
-    try:
-        stage.run(demo.Context(tmp_path, demo.DEFAULTS, {}))
-    except NotImplementedError as error:
-        assert "not part of this version" in str(error)
-    else:   # the building block has landed: the stage must then produce a result
-        pytest.skip(f"{name} is available in this version")
+def _summary(faults, masked, tolerable, critical_003, critical, **extra):
+    return {"faults": faults, "completed": faults, "masked": masked,
+            "tolerable": tolerable, "critical_003": critical_003, "critical": critical,
+            "critical_rate": critical / faults, "accuracy_loss": 0.01, "images": 4,
+            "population": 10 ** 6, **extra}
+
+
+def _rtl_summary(protect, critical, **extra):
+    return _summary(300, 300 - 20 - critical, 20, critical, critical, protect=protect,
+                    fault_model="bitflip", sites=48, layers=["fc1", "fc2", "fc3"], rows=4,
+                    cols=4, sim="verilator", faults_per_second=12.5, wall_seconds=40.0,
+                    **extra)
+
+
+def test_report_renders_the_rtl_campaigns_against_the_model_level(tmp_path):
+    records = {s.name: {"title": s.title, "status": NOT_AVAILABLE, "reason": "later",
+                        "result": None, "seconds": 0.0, "writes": []} for s in STAGES}
+    model = {name: _summary(1000, 500, 300, 200, 100)
+             for name in ("none", "lcu-top3.99", "tmr-top3.99")}
+    # Significantly fewer critical faults with TMR, a difference within the noise with
+    # the LCU.
+    rtl = {"none": _rtl_summary("none", 60), "lcu-top3.99": _rtl_summary("lcu", 55),
+           "tmr-top3.99": _rtl_summary("tmr", 20)}
+    for name, result in (("campaign-model", model), ("campaign-rtl", rtl)):
+        records[name].update(status="done", result=result)
+    paths = build_report(tmp_path, records, demo.DEFAULTS, 1.0)
+    assert tmp_path / "rtl_vs_model_outcomes.png" in paths
+    md = (tmp_path / "README.md").read_text()
+    section = md.split("## RTL fault campaigns")[1].split("\n## ")[0]
+    assert NOT_AVAILABLE not in section
+    assert "| TMR, top 3.99 % | tmr | 1,000,000 | 300 | 86.67 % | 6.67 % | 6.67 % | " \
+           "6.67 % | 1.000 | 12.50 | 40.0 |" in section
+    assert "![Outcome breakdown per network" in section
+    line = next(x for x in md.splitlines() if x.startswith("- RTL campaign"))
+    assert "unprotected 20.00 %" in line and "TMR, top 3.99 % 6.67 %" in line
+    assert "LCU, top 3.99 %: fewer than unprotected (within the samples' 95 % margin)" \
+        in line
+    assert "TMR, top 3.99 %: fewer than unprotected." in line
+    assert "rtl_vs_model_outcomes.png" in (tmp_path / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_rtl_campaign_stage_on_a_tiny_configuration(lenet5_model, tmp_path):  # noqa: F811
+    def train(ctx):
+        shutil.copyfile(lenet5_model, ctx.path("model.pt"))
+        return {}
+
+    # The demo's stages up to the RTL campaign, on a checkpoint trained once per session
+    # and a campaign of three faults per network in the last layer under Icarus.
+    config = {**demo.DEFAULTS, "rank_images": 2, "rtl_campaign_faults": 3,
+              "rtl_campaign_images": 1, "rtl_campaign_layers": ["fc3"], "sim": "icarus"}
+    names = ("rank", "harden", "campaign-rtl")
+    stages = [Stage("train", "copy the checkpoint", train, ("model.pt",)),
+              *(s for s in STAGES if s.name in names)]
+    records = run_stages(stages, tmp_path, config, say=lambda line: None, progress=False)
+    assert [records[n]["status"] for n in names] == ["done"] * 3, records
+    rtl = records["campaign-rtl"]["result"]
+    assert list(rtl) == ["none", "lcu-top3.99", "tmr-top3.99"]
+    assert [x["protect"] for x in rtl.values()] == ["none", "lcu", "tmr"]
+    for x in rtl.values():
+        assert x["completed"] == 3 and x["images"] == 1 and x["layers"] == ["fc3"]
+        assert x["masked"] + x["tolerable"] + x["critical_003"] == 3
+    assert (tmp_path / "rtl-campaigns.sqlite").is_file()
+    again = run_stages(stages, tmp_path, config, say=lambda line: None, progress=False)
+    assert again["campaign-rtl"]["status"] == "cached"
+    assert again["campaign-rtl"]["result"] == rtl
+    build_report(tmp_path, again, config, 1.0)
+    md = (tmp_path / "README.md").read_text()
+    assert "| LCU, top 3.99 % | lcu |" in md and "- RTL campaign (3 PE-register" in md
