@@ -24,7 +24,7 @@ import numpy as np
 from golden.numerics import (ACC_WIDTH, HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH,
                              add_bias, lcu, requantize, vote_bitwise, vote_word)
 
-__all__ = ["Tile", "reference", "VOTE_MODES"]
+__all__ = ["Tile", "reference", "postprocess", "VOTE_MODES"]
 
 #: Voter modes of the protection unit (``numerics.vote_bitwise`` / ``vote_word``).
 VOTE_MODES = ("bitwise", "word")
@@ -147,8 +147,33 @@ def reference(tile, acc_width=ACC_WIDTH):
         int64 ``[m, n]``: the int8 outputs after requantization and protection.
     """
     # Python ints keep the dot product exact before the wrap, at any K.
-    product = tile.activations.astype(object) @ tile.weights.astype(object)
-    acc = np.asarray(add_bias(product, tile.bias.astype(object), acc_width), dtype=np.int64)
+    return postprocess(tile, tile.activations.astype(object) @ tile.weights.astype(object),
+                       acc_width)
+
+
+def postprocess(tile, product, acc_width=ACC_WIDTH):
+    """The tile's accumulators and outputs from its array product ``A @ B``.
+
+    :func:`reference` with the product given, for models of faults inside the array
+    (which change the product but not the post-processor or the protection unit).
+
+    Parameters
+    ----------
+    tile : Tile
+    product : numpy.ndarray
+        ``[m, n]`` exact (unwrapped) integer products: Python ints (object array) at any
+        size, or int64 below ``2**62`` in magnitude (the bias add must not overflow).
+    acc_width : int
+        Accumulator width of the array.
+
+    Returns
+    -------
+    acc, y : numpy.ndarray
+        As :func:`reference`.
+    """
+    product = np.asarray(product)
+    bias = tile.bias.astype(object) if product.dtype == object else tile.bias
+    acc = np.asarray(add_bias(product, bias, acc_width), dtype=np.int64)
     y = requantize(acc, tile.multiplier, tile.shift, True, tile.high)
     y = np.where(tile.relu, y, requantize(acc, tile.multiplier, tile.shift, False,
                                           tile.high))
