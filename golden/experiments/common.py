@@ -20,12 +20,14 @@ import io
 import json
 import math
 import os
+import time
 
 import click
 
 from golden.atomic import atomic_output
 
-__all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "prepare",
+__all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "faults_option",
+           "prepare",
            "Context", "checkpoint", "ranking_path", "ranking_list", "campaign",
            "hardened_path", "write_csv", "write_text", "save_figure", "markdown_table",
            "parse_floats", "parse_names", "wilson", "finish"]
@@ -58,6 +60,19 @@ def common_options(name):
     return decorate
 
 
+def faults_option(function):
+    """Decorate an experiment command with ``--faults N`` (alias ``--max-faults``).
+
+    The command receives it as ``max_faults``: ``None`` (the default) runs every campaign
+    at Leveugle's size, ``N`` caps each campaign at ``N`` faults for a quick run.
+    """
+    return click.option(
+        "--faults", "--max-faults", "max_faults", type=click.IntRange(min=1), default=None,
+        help="Cap every campaign at N faults for a quick run (default: Leveugle's size, "
+             "95 % confidence and 1 % margin over each network's own fault population)."
+    )(function)
+
+
 class Context:
     """Where an experiment writes and caches, and how it reports.
 
@@ -72,12 +87,15 @@ class Context:
         Print one JSON object at the end instead of text.
     files : list of str
         Files written so far (reported at the end).
+    started : float
+        :func:`time.monotonic` at creation (the run's wall time goes into the summary).
     """
 
     def __init__(self, name, output, cache, seed, as_json):
         self.name, self.seed, self.as_json = name, seed, as_json
         self.output, self.cache = output, cache
         self.files = []
+        self.started = time.monotonic()
         for directory in (output, cache):
             if os.path.exists(directory) and not os.path.isdir(directory):
                 raise click.ClickException(f"{directory}: exists and is not a directory")
@@ -296,8 +314,13 @@ def parse_names(text, what, allowed):
 
 def finish(ctx, summary, lines):
     """Write ``summary.json``, then print the summary (``--json``) or ``lines`` and the
-    files written."""
-    summary = {"experiment": ctx.name, "output": ctx.output, **summary}
+    files written.
+
+    The summary gets ``seconds``, the wall time of the run (training, ranking and
+    campaigns taken from the cache or ``results.sqlite`` cost next to nothing).
+    """
+    summary = {"experiment": ctx.name, "output": ctx.output, **summary,
+               "seconds": round(time.monotonic() - ctx.started, 1)}
     write_text(ctx, "summary.json", json.dumps(summary, indent=1) + "\n")
     summary["files"] = list(ctx.files)
     if ctx.as_json:
@@ -305,6 +328,6 @@ def finish(ctx, summary, lines):
         return
     for line in lines:
         click.echo(line)
-    click.echo(f"wrote {len(ctx.files)} files to {ctx.output}:")
+    click.echo(f"wrote {len(ctx.files)} files to {ctx.output} in {summary['seconds']:g} s:")
     for path in ctx.files:
         click.echo(f"  {path}")

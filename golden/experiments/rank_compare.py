@@ -5,8 +5,9 @@ For each network and each ranking method (``nvf``, ``exact``, ``activation``, ``
 top ``f`` % of the ranking is protected by the LCU (neuron splitting,
 :func:`golden.harden.harden`; a conv neuron protects its whole channel) for each ``f`` of
 ``--fractions``, and the hardened network gets a single-bit-flip campaign on neuron
-outputs, Leveugle-sized (95 %, 1 %) over its own fault population and capped by
-``--max-faults``. The unprotected network is the common starting point.
+outputs, Leveugle-sized (95 %, 1 %) over its own fault population by default; ``--faults
+N`` (alias ``--max-faults``) caps each campaign for a quick run. The unprotected network
+is the common starting point.
 
 Reported per point: the neurons really protected, the critical-fault portion with its
 95 % Wilson interval, and the *protection per protected neuron*: the drop of the
@@ -36,8 +37,7 @@ _MODELS = ("mlp7", "lenet5", "alexnet")
               help="Training images of every ranking: N, and/or MODEL=N.")
 @click.option("--fractions", default="1,5,20", show_default=True,
               help="Top percentages of each ranking protected by the LCU.")
-@click.option("--max-faults", type=click.IntRange(min=1), default=None,
-              help="Cap every campaign at this many faults (default: Leveugle's size).")
+@common.faults_option
 @click.option("--test-images", type=click.IntRange(min=1), default=None,
               help="Campaigns on the first N test images only (default: all).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,

@@ -1,8 +1,10 @@
 import csv
+import json
 import os
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from golden.experiments import common
 
@@ -56,3 +58,34 @@ def test_checkpoint_and_ranking_are_cached(cache, tmp_path):
     ranking = common.ranking_list(first, path)
     assert len(ranking) == 4684
     assert all(a[2] >= b[2] for a, b in zip(ranking, ranking[1:]))
+
+
+def test_faults_option_is_leveugle_by_default_and_caps_on_request():
+    @click.command()
+    @common.faults_option
+    def show(max_faults):
+        click.echo(repr(max_faults))
+
+    runner = CliRunner()
+    assert runner.invoke(show, []).output == "None\n"
+    assert runner.invoke(show, ["--faults", "5"]).output == "5\n"
+    assert runner.invoke(show, ["--max-faults", "7"]).output == "7\n"    # sim/demo.py's name
+    assert runner.invoke(show, ["--faults", "0"]).exit_code == 2
+
+
+def test_finish_records_the_wall_time(tmp_path):
+    ctx = common.prepare("t", str(tmp_path / "out"), str(tmp_path / "cache"), 0, True)
+    ctx.started -= 2.5
+    common.finish(ctx, {"x": 1}, [])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["x"] == 1 and 2.5 <= summary["seconds"] < 60
+
+
+@pytest.mark.slow
+def test_campaign_is_leveugle_sized_unless_capped(lenet5_model, tmp_path):
+    ctx = common.prepare("t", str(tmp_path / "out"), str(tmp_path / "cache"), 0, True)
+    full = common.campaign(ctx, str(lenet5_model), images=2)
+    # 95 % / 1 % over 4,684 neurons x 8 bits.
+    assert full["leveugle"] == full["completed"] == 7645 and not full["capped"]
+    capped = common.campaign(ctx, str(lenet5_model), cap=20, images=2)
+    assert capped["completed"] == 20 and capped["capped"] and capped["leveugle"] == 7645

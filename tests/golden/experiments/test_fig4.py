@@ -11,7 +11,7 @@ from sim.cli import main
 def test_fig4_small_on_lenet5(cache, tmp_path):
     out = tmp_path / "f4"
     args = ["experiment", "fig4", "--models", "lenet5", "--images", "2", "--thresholds",
-            "0.5,20", "--max-faults", "8", "--test-images", "20",
+            "0.5,20", "--faults", "8", "--test-images", "20",
             "--cache", str(cache("lenet5")), "-o", str(out), "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -31,6 +31,8 @@ def test_fig4_small_on_lenet5(cache, tmp_path):
     assert int(by[("matched", "lcu")]["protected_neurons"]) >= 187
     summary = json.loads(result.output)
     assert set(summary["models"]["lenet5"]) == {"20", "matched"}
+    assert summary["max_faults"] == 8 and summary["seconds"] > 0
+    assert "| 8 of 7,645 |" in (out / "fig4.md").read_text()     # the cap is stated
     # A rerun resumes every campaign from results.sqlite and gives the same table.
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output

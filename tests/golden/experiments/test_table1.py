@@ -5,8 +5,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments.table1 import (PAPER_GRID, PAPER_TABLE1, count_at, matched_threshold,
-                                       parse_images)
+from golden.experiments.table1 import (ALEXNET_IMAGES, PAPER_GRID, PAPER_TABLE1, command,
+                                       count_at, matched_threshold, parse_images)
 from sim.cli import main
 
 
@@ -23,6 +23,13 @@ def test_parse_images():
     for bad in ("lenet5=10", "x", "0", "resnet=3"):
         with pytest.raises(click.ClickException):
             parse_images(bad, ["lenet5", "mlp7"])
+
+
+def test_default_images_are_fewer_for_alexnet():
+    default = next(p.default for p in command.params if p.name == "images")
+    assert parse_images(default, ["mlp7", "lenet5", "alexnet"]) == {
+        "mlp7": 200, "lenet5": 200, "alexnet": ALEXNET_IMAGES}
+    assert ALEXNET_IMAGES < 200
 
 
 def test_table1_on_lenet5(cache, tmp_path):
@@ -46,3 +53,21 @@ def test_table1_on_lenet5(cache, tmp_path):
                                             if r["threshold_pct"] == "1.0"))
     assert "| LeNet-5 | >= 20 % |" in (out / "table1.md").read_text()
     assert (out / "table1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_table1_on_alexnet(tmp_path):
+    # One training epoch and one image: the run, not the trained network, is under test.
+    out = tmp_path / "t1"
+    result = CliRunner().invoke(main, ["experiment", "table1", "--models", "alexnet",
+                                       "--images", "1", "--epochs", "1",
+                                       "--cache", str(tmp_path / "cache"), "-o", str(out),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    alexnet = json.loads(result.output)["models"]["alexnet"]
+    # 16x32x32 + 32x16x16 + 48x8x8 x 2 + 32x8x8 conv pixels and 128 + 128 fc neurons.
+    assert alexnet["neurons"] == 33024 and alexnet["images"] == 1
+    assert alexnet["paper_neurons"] == 103168 and alexnet["matched_neurons"] == 198
+    rows = [r for r in csv.DictReader(open(out / "table1.csv")) if r["grid"] == "paper"]
+    assert [int(r["paper_neurons"]) for r in rows] == PAPER_TABLE1["alexnet"]
+    assert "| AlexNet | >= 20 % |" in (out / "table1.md").read_text()
