@@ -477,19 +477,23 @@ def _stages(records, seconds):
 def _rtl_headline(r):
     """Whether the RTL campaign finds fewer critical faults on each hardened network."""
     base = r.get("none")
-    parts = [f"{_VARIANT_LABEL.get(k, k)} {_pct(v['critical_rate'])}" for k, v in r.items()]
-    n = next(iter(r.values()))["completed"]
-    line = (f"RTL campaign ({n:,} PE-register bit flips per network): critical faults "
-            + ", ".join(parts))
+    first = next(iter(r.values()))
+    critical = ", ".join(f"{_VARIANT_LABEL.get(k, k)} {_pct(v['critical_rate'])}"
+                         for k, v in r.items())
+    masked = ", ".join(_pct(_share(v, "masked")) for v in r.values())
+    line = (f"RTL campaign ({first['completed']:,} PE-register bit flips per network in "
+            f"{', '.join(first['layers'])}, {first['images']} test images): critical "
+            f"faults {critical}; masked (paper 003) {masked}")
     if base is None:
         return line + "."
     verdicts = []
     for k, v in r.items():
         if k == "none":
             continue
-        relation = ("fewer than" if v["critical"] < base["critical"] else
-                    "as many as" if v["critical"] == base["critical"] else "more than")
-        note = "" if relation == "as many as" or _significant(v, base) else (
+        relation = ("fewer critical faults than" if v["critical"] < base["critical"] else
+                    "as many critical faults as" if v["critical"] == base["critical"]
+                    else "more critical faults than")
+        note = "" if v["critical"] == base["critical"] or _significant(v, base) else (
             " (within the samples' 95 % margin)")
         verdicts.append(f"{_VARIANT_LABEL.get(k, k)}: {relation} unprotected{note}")
     return line + ". " + "; ".join(verdicts) + "."

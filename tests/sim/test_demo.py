@@ -7,7 +7,7 @@ import pytest
 
 from sim import demo
 from sim.demo import STAGES, Stage, run_stages
-from sim.demo_report import build_report
+from sim.demo_report import build_report, headline
 from sim.report import NOT_AVAILABLE
 from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
 
@@ -133,10 +133,20 @@ def test_report_renders_the_rtl_campaigns_against_the_model_level(tmp_path):
     assert "![Outcome breakdown per network" in section
     line = next(x for x in md.splitlines() if x.startswith("- RTL campaign"))
     assert "unprotected 20.00 %" in line and "TMR, top 3.99 % 6.67 %" in line
-    assert "LCU, top 3.99 %: fewer than unprotected (within the samples' 95 % margin)" \
-        in line
-    assert "TMR, top 3.99 %: fewer than unprotected." in line
+    assert "in fc1, fc2, fc3, 4 test images" in line
+    assert "masked (paper 003) 73.33 %, 75.00 %, 86.67 %." in line
+    assert ("LCU, top 3.99 %: fewer critical faults than unprotected (within the samples' "
+            "95 % margin)") in line
+    assert "TMR, top 3.99 %: fewer critical faults than unprotected." in line
     assert "rtl_vs_model_outcomes.png" in (tmp_path / "index.html").read_text()
+
+
+def test_rtl_headline_says_when_hardening_finds_no_fewer_critical_faults():
+    records = {"campaign-rtl": {"status": "done", "seconds": 1.0, "result": {
+        "none": _rtl_summary("none", 0), "tmr-top3.99": _rtl_summary("tmr", 0)}}}
+    line = next(x for x in headline(records, demo.DEFAULTS, 1.0)
+                if x.startswith("RTL campaign"))
+    assert line.endswith("TMR, top 3.99 %: as many critical faults as unprotected.")
 
 
 @pytest.mark.slow
