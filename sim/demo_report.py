@@ -357,8 +357,9 @@ def _rtl_campaigns(records, config):
             f"95 %; the model-level campaigns above inject neuron outputs (not PE "
             f"registers) and classify over {model[compared[0]]['images'] if compared else '-'} "
             f"test images, so the two levels are compared by their outcome shares, not "
-            f"fault by fault. Faults/s is the fault loop's rate; wall time includes the "
-            f"simulator build and the compilation."]
+            f"fault by fault. Faults/s is the evaluation's rate (simulator processes, tile "
+            f"loads, classification); the wall time adds the simulator build and the "
+            f"network's compilation."]
     table = Table("RTL campaign results", [
         "network", "protection unit", "fault population", "faults", "masked",
         "tolerable", "critical (003)", "critical faults (004)", "accuracy loss (pp)",
