@@ -10,6 +10,7 @@ from sim.demo import STAGES, Stage, run_stages
 from sim.demo_report import build_report, headline
 from sim.report import NOT_AVAILABLE
 from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
+from tests.sim.test_report import check_in_chromium
 
 
 def _stages(calls, fail=False):
@@ -138,7 +139,10 @@ def test_report_renders_the_rtl_campaigns_against_the_model_level(tmp_path):
     assert ("LCU, top 3.99 %: fewer critical faults than unprotected (within the samples' "
             "95 % margin)") in line
     assert "TMR, top 3.99 %: fewer critical faults than unprotected." in line
-    assert "rtl_vs_model_outcomes.png" in (tmp_path / "index.html").read_text()
+    profile = tmp_path / "chromium"
+    profile.mkdir()
+    images = dict(check_in_chromium(tmp_path, profile)["images"])
+    assert images["rtl_vs_model_outcomes.png"] > 0, images
 
 
 def test_rtl_headline_says_when_hardening_finds_no_fewer_critical_faults():
