@@ -142,7 +142,7 @@ def _rates(rows, images):
                          for c, v in faults.items()}}
 
 
-def _plot(ctx, results):
+def _plot(ctx, results, rows, cols):
     plt = common.pyplot()
     colors = {"masked": "#4c9a5b", "tolerable": "#e0a030", "critical": "#c8443c"}
     bars = []
@@ -164,7 +164,8 @@ def _plot(ctx, results):
     axis.set_xticks(list(positions), [b[0] for b in bars], fontsize=7)
     axis.set_ylabel("%")
     axis.set_ylim(0, 100)
-    axis.set_title("Paper 003 Table I: stuck-at faults in the PE weight inputs (LeNet-5)",
+    axis.set_title(f"Paper 003 Table I: stuck-at faults in the PE weight inputs, LeNet-5\n"
+                   f"ours: {rows} x {cols} array, digits; paper: 28 x 28 array, MNIST",
                    fontsize=9)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     return common.save_figure(ctx, figure, "sa_fi.png")
@@ -266,7 +267,7 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
     finally:
         db.close()
     _write(ctx, program, images, confidence, margin, summary_arrays, fault_rows)
-    _plot(ctx, results)
+    _plot(ctx, results, rows, cols)
     lines = [f"{w}-bit array: {s['faults']} of {s['population']} faults; (image, fault) "
              f"pairs masked {s['pair_pct']['masked']:.2f} %, tolerable "
              f"{s['pair_pct']['tolerable']:.2f} %, critical {s['pair_pct']['critical']:.2f} % "
@@ -308,9 +309,12 @@ def _write(ctx, program, images, confidence, margin, arrays, fault_rows):
                      fault_rows)
     notes = [
         f"- Array {program.rows} x {program.cols} (paper: 28 x 28); fault space 2 x K x M "
-        f"stuck-at bits of the PE weight registers, Leveugle sample at "
-        f"{100 * confidence:g} % confidence, {100 * margin:g} % margin, p = 0.5; each "
-        f"fault held in every tile of every layer; {images} digits test images.",
+        f"stuck-at bits of the PE weight registers; Leveugle's sample at "
+        f"{100 * confidence:g} % confidence, {100 * margin:g} % margin, p = 0.5: "
+        + ", ".join(f"{s['leveugle']:,} of {s['population']:,} ({w}-bit)"
+                    + (f", capped at {s['faults']:,} by --faults" if s["capped"] else "")
+                    for w, s in arrays.items())
+        + f"; each fault held in every tile of every layer; {images} digits test images.",
         "- Both arrays run the same int8 LeNet-5; on the 16-bit array the int8 weights "
         "are sign-extended, so bits 8..15 copy the sign bit (the paper quantized a "
         "separate 16-bit network).",

@@ -55,7 +55,9 @@ def test_sa_fi_table_resumes_and_matches_the_model(cache, tmp_path):
         for row, want in zip(rows, expected):
             assert row["outcome"] == want["outcome"]
             assert int(row["critical_images"]) == want["critical_images"]
-    assert "| 16-bit | paper 003" in (out / "sa_fi.md").read_text()
+    markdown = (out / "sa_fi.md").read_text()
+    assert "| 16-bit | paper 003" in markdown
+    assert "253 of 256 (8-bit), capped at 10 by --faults" in markdown
     assert (out / "sa_fi.png").read_bytes()[:4] == b"\x89PNG"
     # A second run finds every fault in results.sqlite.
     again = json.loads(invoke(cache, out, "--rtl-check", "0").output)
