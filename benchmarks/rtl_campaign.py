@@ -1,4 +1,4 @@
-"""RTL fault-injection throughput: one K=64 tile per fault on an 8x8 accelerator.
+"""RTL fault-injection throughput (8x8 accelerator, K=64 tiles; many tiles per job).
 
 Faults are transient bit-flips sampled from the site catalogue's PE registers
 (``a_reg``, ``w_reg``, ``acc``) at every cycle of the tile; each fault runs the whole
@@ -14,7 +14,12 @@ tile and its full 8x8 output is compared with the fault-free one
 * the fast runner under Icarus;
 * the fast runner split over a Dask ``LocalCluster`` of 1 and of 2 worker processes,
   on a larger fault list (wall-clock time of the whole call, one simulator start-up
-  per chunk included; each worker has found its build before the clock starts).
+  per chunk included; each worker has found its build before the clock starts);
+* faults spread over many tiles, as in a whole-network campaign: one job
+  (``sim.rtl_runner.run_groups``, one simulator process) of ``--tiles`` random tiles
+  with ``--faults-per-tile`` faults each, against one process per tile
+  (``run_faults`` on the first ``--separate-tiles`` of them); wall clock of the whole
+  calls, start-up, loads and fault-free runs included.
 
 Faults per second are counted over the fault loop inside the simulator (no start-up,
 loading or fault-free run), per wall-clock second and per CPU second of the simulator
@@ -35,7 +40,7 @@ import numpy as np
 from hw.accelerator import tile_cycles
 from sim.accelerator_tb import random_tile
 from sim.rtl_faults import RTLFaultSpace, sample
-from sim.rtl_runner import accelerator_design, run_faults, run_faults_dask
+from sim.rtl_runner import accelerator_design, run_faults, run_faults_dask, run_groups
 from sim.sites import resolve
 
 
@@ -74,6 +79,11 @@ def main():
     parser.add_argument("--naive-faults", type=int, default=300)
     parser.add_argument("--icarus-faults", type=int, default=200)
     parser.add_argument("--dask-faults", type=int, default=8000)
+    parser.add_argument("--tiles", type=int, default=100,
+                        help="tiles of the many-tile job")
+    parser.add_argument("--faults-per-tile", type=int, default=4)
+    parser.add_argument("--separate-tiles", type=int, default=5,
+                        help="tiles run one process each, for comparison")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     start_load = os.getloadavg()[0]
@@ -105,6 +115,26 @@ def main():
     two, split2 = dask_seconds(2, config, tile, dask_faults)
     if not np.array_equal(split1.outputs, split2.outputs):
         raise SystemExit("Dask outputs differ between 1 and 2 workers")
+    rng = np.random.default_rng(args.seed + 2)
+    groups = []
+    for index in range(args.tiles):
+        k = int(rng.integers(1, args.k + 1))
+        tile_space = RTLFaultSpace(sites, "bitflip",
+                                   cycles=tile_cycles(args.rows, args.cols, k))
+        groups.append((random_tile(rng, args.rows, k, args.cols),
+                       sample(tile_space, args.faults_per_tile, args.seed + 3 + index)))
+    started = time.perf_counter()
+    job = run_groups(config, groups, sim="verilator", accumulators=False)
+    job_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    apart = [run_faults(config, tile, faults, sim="verilator", accumulators=False)
+             for tile, faults in groups[:args.separate_tiles]]
+    apart_seconds = time.perf_counter() - started
+    for together, alone in zip(job, apart):
+        if not np.array_equal(together.outputs, alone.outputs):
+            raise SystemExit("a many-tile job differs from one process per tile")
+    job_faults = sum(len(faults) for _, faults in groups)
+    apart_faults = sum(len(faults) for _, faults in groups[:args.separate_tiles])
 
     summary = {
         "array": f"{args.rows}x{args.cols}", "k": args.k, "tile_cycles": cycles,
@@ -131,6 +161,15 @@ def main():
         "dask_1_worker_faults_per_s": len(dask_faults) / one,
         "dask_2_workers_faults_per_s": len(dask_faults) / two,
         "dask_speedup_1_to_2": one / two,
+        "many_tiles": len(groups), "many_tiles_faults": job_faults,
+        "many_tiles_job_seconds": job_seconds,
+        "many_tiles_job_faults_per_s": job_faults / job_seconds,
+        "many_tiles_job_seconds_per_tile": job_seconds / len(groups),
+        "one_process_per_tile_tiles": len(apart),
+        "one_process_per_tile_seconds_per_tile": apart_seconds / len(apart),
+        "one_process_per_tile_faults_per_s": apart_faults / apart_seconds,
+        "many_tiles_job_over_one_process_per_tile":
+            (job_faults / job_seconds) / (apart_faults / apart_seconds),
     }
     print(f"{summary['array']} accelerator, K={args.k} ({cycles} cycles per tile), "
           f"{len(faults)} PE bit-flips ({summary['masked']} masked)")
@@ -143,6 +182,12 @@ def main():
           f"{summary['fast_over_naive_cpu']:.1f}x CPU")
     print(f"  Dask, {len(dask_faults)} faults, 1 -> 2 workers: {one:.1f} s -> {two:.1f} s "
           f"({summary['dask_speedup_1_to_2']:.2f}x, wall clock with start-up)")
+    print(f"  {len(groups)} tiles x {args.faults_per_tile} faults: one job "
+          f"{summary['many_tiles_job_faults_per_s']:.1f} faults/s "
+          f"({summary['many_tiles_job_seconds_per_tile']:.3f} s per tile), one process "
+          f"per tile {summary['one_process_per_tile_faults_per_s']:.2f} faults/s "
+          f"({summary['one_process_per_tile_seconds_per_tile']:.1f} s per tile; "
+          f"{summary['many_tiles_job_over_one_process_per_tile']:.0f}x, wall clock)")
     print(json.dumps(summary))
 
 

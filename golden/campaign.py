@@ -262,13 +262,13 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
     Raises
     ------
     ValueError
-        Bad checkpoint, fault space, sample size or database.
-    NotImplementedError
-        ``level="rtl"``.
+        Bad checkpoint, fault space, sample size or database, or a ``level`` other than
+        ``"model"`` (RTL campaigns are :func:`sim.rtl_campaign.run_rtl_campaign`).
     """
     if level != "model":
-        raise NotImplementedError(f"--level {level} is not implemented yet "
-                                  f"(only model-level campaigns exist so far)")
+        raise ValueError(f"run_campaign runs model-level campaigns, not level {level!r}; "
+                         f"RTL campaigns run through `neuroharden campaign --level rtl` "
+                         f"(sim.rtl_campaign.run_rtl_campaign)")
     from golden.quantize import quantize_checkpoint
 
     if not os.path.isfile(model_path):

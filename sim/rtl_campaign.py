@@ -4,14 +4,14 @@ Cross-layer injection: the network (``MODEL.pt`` quantized, or ``HARDENED.pt``) 
 compiled for the test images used (:mod:`sim.compiler`); every (layer, tile) run of the
 compiled program is a place a fault can hit. A fault is injected while the RTL
 accelerator computes the tile that holds it (:mod:`sim.rtl_runner`: the tile is loaded
-once into one simulator process and every fault of that tile runs against it); the
-tile's faulty protected int8 outputs replace its fault-free outputs in the layer's
-output (:meth:`sim.compiler.CompiledLayer.gather`), and the rest of the network runs in
-the golden integer model (``net.forward(x, start=i + 1)``, which corrects a hardened
-network's copies as the accelerator's protection unit does). The faulty logits are
-classified with :func:`golden.injection.classify` (paper 003's and paper 004's
-classes, accuracy) and stored in the results database of model-level campaigns
-(:class:`golden.campaign.ResultsDB`, same summary keys).
+once into a simulator process and every fault of that tile in the job runs against
+it); the tile's faulty protected int8 outputs replace its fault-free outputs in the
+layer's output (:meth:`sim.compiler.CompiledLayer.gather`), and the rest of the
+network runs in the golden integer model (``net.forward(x, start=i + 1)``, which
+corrects a hardened network's copies as the accelerator's protection unit does). The
+faulty logits are classified with :func:`golden.injection.classify` (paper 003's and
+paper 004's classes, accuracy) and stored in the results database of model-level
+campaigns (:class:`golden.campaign.ResultsDB`, same summary keys).
 
 Fault space: per layer, the catalogued sites chosen by ``sites`` (a path, a glob or a
 list; default every site of the accelerator) x their bits x the injection cycles of a
@@ -21,11 +21,17 @@ tile of that layer (:func:`hw.accelerator.tile_cycles`, bitflips) or x 1 (``stuc
 concatenated in layer order; the sample is the Leveugle size of the total (or
 ``faults``) drawn without replacement with :func:`golden.sampling.sample_indices`.
 
-Resuming: faults are grouped by (layer, tile) and run in chunks of at most ``chunk``
-faults; each chunk's rows are committed when its simulator process returns, keyed by
+Jobs: faults are grouped by (layer, tile), and the groups, in network order, are
+packed into simulator jobs of at most ``chunk`` faults (a group that does not fit the
+rest of a job continues in the next one). One job is one simulator process that runs
+its tiles in turn (:func:`sim.rtl_runner.run_groups`), so a whole-network campaign,
+whose faults spread over hundreds of tiles, pays the simulator's start-up once per job
+rather than once per tile.
+
+Resuming: each job's rows are committed when its simulator process returns, keyed by
 (campaign, fault number), so a campaign killed at any point (``kill -9`` included) and
 rerun with the same arguments runs only the missing faults and stores none twice. With
-Dask (``workers > 1`` or a scheduler address) each chunk is a task
+Dask (``workers > 1`` or a scheduler address) each job is a task
 (:func:`sim.rtl_runner.run_chunk`): a worker builds the simulator once and keeps it;
 the client classifies and writes the database.
 """
@@ -46,7 +52,7 @@ from golden.sampling import leveugle_sample_size, sample_indices
 from hw.accelerator import tile_cycles
 from sim.compiler import compile_network
 from sim.rtl_faults import RTLFaultSpace
-from sim.rtl_runner import accelerator_design, run_chunk, run_faults
+from sim.rtl_runner import accelerator_design, run_chunk, run_groups
 from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS
 from sim.sites import resolve
 from sim.tile import reference
@@ -223,7 +229,8 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
     scheduler : str, optional
         Address of a running Dask scheduler (overrides ``workers``).
     chunk : int
-        Most faults per simulator process (and per database commit).
+        Most faults per simulator job (one process, several tiles) and per database
+        commit.
     progress : bool, optional
         tqdm bar; by default only on a terminal.
     model_sha256 : str, optional
@@ -245,6 +252,8 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
     """
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 fault, got {chunk}")
     program = compile_network(net, rows=rows, cols=cols)
     x_np = np.asarray(x, dtype=np.int64)
     golden = GoldenRun(net, program, x_np)
@@ -286,14 +295,24 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
     return summary
 
 
-def _chunks(space, indices, todo, chunk):
-    """``(layer index, tile, [fault numbers])`` groups of at most ``chunk`` faults."""
+def _jobs(space, indices, todo, chunk, layers):
+    """Simulator jobs of at most ``chunk`` faults, each a list of ``(layer, tile,
+    [fault numbers])`` groups; tiles in the order of ``layers`` (names) and index."""
     groups = defaultdict(list)
     for k in todo:
         fault = space.fault(indices[k])
         groups[(fault.layer, fault.tile)].append(k)
-    return [(layer, tile, ks[a:a + chunk]) for (layer, tile), ks in groups.items()
-            for a in range(0, len(ks), chunk)]
+    jobs, job, size = [], [], 0
+    for layer, tile in sorted(groups, key=lambda key: (layers.index(key[0]), key[1])):
+        ks = groups[(layer, tile)]
+        while ks:
+            job.append((layer, tile, ks[:chunk - size]))
+            size += len(job[-1][2])
+            ks = ks[len(job[-1][2]):]
+            if size == chunk:
+                jobs.append(job)
+                job, size = [], 0
+    return jobs + [job] if job else jobs
 
 
 def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, workers,
@@ -302,27 +321,30 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
 
     names = [layer.name for layer in golden.program.layers]
     scale = net.layers[-1].out_scale
-    work = _chunks(space, indices, todo, chunk)
+    jobs = _jobs(space, indices, todo, chunk, names)
     bar = tqdm(total=planned, initial=planned - len(todo), desc="rtl campaign",
                unit="fault", disable=None if progress is None else not progress)
 
-    def store(layer, tile, ks, results):
-        faulty = golden.faulty_logits(names.index(layer), tile, results.outputs)
-        rows = classify(faulty, golden.logits, labels, scale)
-        db.add(cid, [(k, indices[k], f.to_json(), r)
-                     for k, f, r in zip(ks, results.faults, rows)])
-        bar.update(len(ks))
+    def store(job, results):
+        rows = []
+        for (layer, tile, ks), result in zip(job, results):
+            faulty = golden.faulty_logits(names.index(layer), tile, result.outputs)
+            outcomes = classify(faulty, golden.logits, labels, scale)
+            rows += [(k, indices[k], f.to_json(), r)
+                     for k, f, r in zip(ks, result.faults, outcomes)]
+        # One commit per job: a killed campaign loses at most the jobs in flight.
+        db.add(cid, rows)
+        bar.update(len(rows))
 
-    def tile_of(layer, tile):
-        return golden.placements[names.index(layer)][tile].tile
+    def groups(job, encode):
+        return [(golden.placements[names.index(layer)][tile].tile,
+                 [encode(space.fault(indices[k])) for k in ks]) for layer, tile, ks in job]
 
     try:
         if scheduler is None and workers <= 1:
-            for layer, tile, ks in work:
-                faults = [space.fault(indices[k]) for k in ks]
-                store(layer, tile, ks, run_faults(config, tile_of(layer, tile), faults,
-                                                  sim=sim, accumulators=False,
-                                                  build_root=build_root))
+            for job in jobs:
+                store(job, run_groups(config, groups(job, lambda fault: fault), sim=sim,
+                                      accumulators=False, build_root=build_root))
             return
         from distributed import Client, LocalCluster, as_completed
 
@@ -334,15 +356,14 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
         else:
             client = Client(scheduler)
         try:
-            futures = {}
-            for layer, tile, ks in work:
-                dicts = [space.fault(indices[k]).to_dict() for k in ks]
-                fut = client.submit(run_chunk, dict(config), tile_of(layer, tile), dicts,
-                                    sim=sim, accumulators=False,
-                                    build_root=str(os.path.abspath(build_root)), pure=False)
-                futures[fut] = (layer, tile, ks)
+            futures = {client.submit(run_chunk, dict(config),
+                                     groups(job, lambda fault: fault.to_dict()), sim=sim,
+                                     accumulators=False,
+                                     build_root=str(os.path.abspath(build_root)),
+                                     pure=False): job
+                       for job in jobs}
             for fut in as_completed(futures):
-                store(*futures[fut], fut.result())
+                store(futures[fut], fut.result())
         finally:
             client.close()
             if cluster is not None:

@@ -1,15 +1,19 @@
-"""Host side of RTL fault injection: one tile, many faults, one simulator process.
+"""Host side of RTL fault injection: tiles and their faults, one simulator process.
 
 The accelerator (``hw.accelerator``) is generated and built once per configuration
 (:func:`sim.runner.build` caches builds on disk; Verilator models are built with
 ``-O3`` and without the ``forceable`` control file, as
-:class:`sim.rtl_faults.Injection` only deposits); :func:`run_faults` hands a tile and a
-fault list to one simulator process running :mod:`sim.tb_rtl_faults`, which loads the
-tile once, runs it fault-free, then runs every fault against the loaded operands and
-writes the per-fault outputs to an ``.npz`` file (no pickle) read back here.
-:func:`run_faults_dask` splits a fault list over Dask workers; each worker runs
-:func:`run_chunk`, which builds (or finds) the simulator in its own process and keeps
-the build for the next chunk, so a worker owns a built simulator.
+:class:`sim.rtl_faults.Injection` only deposits); :func:`run_groups` hands a list of
+(tile, faults) groups to one simulator process running :mod:`sim.tb_rtl_faults`, which
+for each group in turn loads the tile once, runs it fault-free, then runs every fault
+against the loaded operands and writes the per-fault outputs to an ``.npz`` file (no
+pickle) read back here. The simulator's start-up (seconds) is paid once per job, so a
+campaign whose faults spread over many tiles packs them into few jobs; the results of
+a group do not depend on the groups run before it in the process.
+:func:`run_faults` is the one-group job. :func:`run_faults_dask` splits a fault list
+over Dask workers; each worker runs :func:`run_chunk`, which builds (or finds) the
+simulator in its own process and keeps the build for the next chunk, so a worker owns
+a built simulator.
 
 A configuration is the dict of :mod:`sim.runner` testbenches: ``rows``, ``cols``,
 ``k_depth`` and optional ``width`` (8), ``acc_width`` (32), ``protect`` (``"none"``).
@@ -34,7 +38,7 @@ from sim.sites import design_catalogue
 from sim.tile import Tile, reference
 
 __all__ = ["DRIVERS", "FaultResults", "save_tile", "load_tile", "accelerator_design",
-           "run_faults", "run_chunk", "run_faults_dask"]
+           "run_groups", "run_faults", "run_chunk", "run_faults_dask"]
 
 #: Fault drivers of :mod:`sim.tb_rtl_faults`: operands loaded once and a free-running
 #: simulator, or a reload and a run stepped edge by edge per fault.
@@ -174,25 +178,26 @@ def _concatenate(parts):
         cpu_seconds=sum(part.cpu_seconds for part in parts))
 
 
-def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driver="fast",
+def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fast",
                build_root=DEFAULT_BUILD_ROOT, log=None):
-    """Run every fault of ``faults`` against ``tile`` in one simulator process.
+    """Run every group of (tile, faults) in one simulator process, group after group.
 
     Parameters
     ----------
     config : dict
         Accelerator configuration (see the module docstring).
-    tile : sim.tile.Tile
-        The tile; it must fit the accelerator.
-    faults : sequence of sim.rtl_faults.RTLFault
-        Faults of the accelerator's catalogue (checked before the simulator starts).
+    groups : sequence of (sim.tile.Tile, sequence of sim.rtl_faults.RTLFault)
+        Each tile (it must fit the accelerator) with the faults run against it
+        (faults of the accelerator's catalogue; both checked before the simulator
+        starts).
     sim : {"verilator", "icarus"}
     accumulators : bool
         Also record the drained accumulators of every fault (costs the drain cycles
         stepped from Python).
     driver : {"fast", "naive"}
-        ``"fast"``: operands loaded once, free-running runs; ``"naive"``: a reload and
-        an edge-by-edge run per fault (the baseline of ``benchmarks/rtl_campaign.py``).
+        ``"fast"``: operands loaded once per group, free-running runs; ``"naive"``: a
+        reload through the load port and an edge-by-edge run per fault (the baseline of
+        ``benchmarks/rtl_campaign.py``).
     build_root : path-like
         Where builds are kept.
     log : path-like, optional
@@ -200,64 +205,102 @@ def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driv
 
     Returns
     -------
-    FaultResults
+    list of FaultResults
+        One per group, in order; each equal to :func:`run_faults` on that group alone.
 
     Raises
     ------
     ValueError
-        For an unknown driver, a fault outside the catalogue, or a tile that does not fit.
+        For no group, an unknown driver, a fault outside the catalogue, or a tile that
+        does not fit.
     sim.runner.SimulationError
-        When the simulation fails, or the fault-free run differs from
+        When the simulation fails, or the fault-free run of a tile differs from
         :func:`sim.tile.reference`.
     """
     if driver not in DRIVERS:
         raise ValueError(f"Driver must be one of {', '.join(DRIVERS)}, not {driver!r}")
-    faults = tuple(faults)
+    groups = [(tile, tuple(faults)) for tile, faults in groups]
+    if not groups:
+        raise ValueError("No tile to run")
     design, catalogue = accelerator_design(config, sim=sim, build_root=build_root)
-    for fault in faults:
-        fault.validate(catalogue)
     items = dict(_config(config))
-    m, k, n = tile.shape
-    if m > items["rows"] or n > items["cols"] or k > items["k_depth"]:
-        raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {items['rows']}x"
-                         f"{items['cols']} accelerator with k_depth={items['k_depth']}")
-    expected_acc, expected = reference(tile, items["acc_width"])
+    for tile, faults in groups:
+        for fault in faults:
+            fault.validate(catalogue)
+        m, k, n = tile.shape
+        if m > items["rows"] or n > items["cols"] or k > items["k_depth"]:
+            raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {items['rows']}x"
+                             f"{items['cols']} accelerator with k_depth={items['k_depth']}")
     with tempfile.TemporaryDirectory(prefix="rtl-faults-") as work:
         work = Path(work)
-        save_tile(work / "tile.npz", tile)
-        (work / "faults.json").write_text(json.dumps([fault.to_dict() for fault in faults]))
-        job = {**items, "tile": str(work / "tile.npz"), "faults": str(work / "faults.json"),
-               "results": str(work / "results.npz"), "accumulators": bool(accumulators),
-               "driver": driver,
+        files = []
+        for index, (tile, faults) in enumerate(groups):
+            paths = {name: str(work / f"{index}-{name}") for name in
+                     ("tile.npz", "faults.json", "results.npz")}
+            save_tile(paths["tile.npz"], tile)
+            Path(paths["faults.json"]).write_text(
+                json.dumps([fault.to_dict() for fault in faults]))
+            files.append({"tile": paths["tile.npz"], "faults": paths["faults.json"],
+                          "results": paths["results.npz"]})
+        # A file, not the environment: a job can hold hundreds of groups.
+        (work / "groups.json").write_text(json.dumps(files))
+        job = {**items, "groups": str(work / "groups.json"),
+               "accumulators": bool(accumulators), "driver": driver,
                "persistent": [site.path for site in catalogue if _LOADED.fullmatch(site.path)],
                "control": [site.path for site in catalogue if site.kind == "control"]}
         run(design, "sim.tb_rtl_faults", config=job, log=log or work / "sim.log",
             test_dir=work)
-        with np.load(work / "results.npz", allow_pickle=False) as data:
-            results = {name: data[name] for name in data.files}
-    if not np.array_equal(results["golden"], expected):
-        raise SimulationError(f"The fault-free run on {sim} differs from sim.tile.reference")
-    if not np.array_equal(results["golden_accumulators"], expected_acc):
-        raise SimulationError(f"The fault-free accumulators on {sim} differ from "
-                              f"sim.tile.reference")
-    return FaultResults(faults=faults, outputs=results["outputs"],
-                        accumulators=results["accumulators"] if accumulators else None,
-                        cycles=results["cycles"], expected=expected,
-                        expected_accumulators=expected_acc,
-                        seconds=float(results["seconds"]),
-                        cpu_seconds=float(results["cpu_seconds"]))
+        results = []
+        for group in files:
+            with np.load(group["results"], allow_pickle=False) as data:
+                results.append({name: data[name] for name in data.files})
+    out = []
+    for index, ((tile, faults), result) in enumerate(zip(groups, results)):
+        expected_acc, expected = reference(tile, items["acc_width"])
+        where = f" (tile {index} of the job)" if len(groups) > 1 else ""
+        if not np.array_equal(result["golden"], expected):
+            raise SimulationError(f"The fault-free run on {sim} differs from "
+                                  f"sim.tile.reference{where}")
+        if not np.array_equal(result["golden_accumulators"], expected_acc):
+            raise SimulationError(f"The fault-free accumulators on {sim} differ from "
+                                  f"sim.tile.reference{where}")
+        out.append(FaultResults(faults=faults, outputs=result["outputs"],
+                                accumulators=result["accumulators"] if accumulators
+                                else None,
+                                cycles=result["cycles"], expected=expected,
+                                expected_accumulators=expected_acc,
+                                seconds=float(result["seconds"]),
+                                cpu_seconds=float(result["cpu_seconds"])))
+    return out
 
 
-def run_chunk(config, tile, fault_dicts, *, sim="verilator", accumulators=True,
+def run_faults(config, tile, faults, *, sim="verilator", accumulators=True, driver="fast",
+               build_root=DEFAULT_BUILD_ROOT, log=None):
+    """Run every fault of ``faults`` against ``tile`` in one simulator process.
+
+    The one-group :func:`run_groups`; parameters, errors and the fast and naive drivers
+    as there.
+
+    Returns
+    -------
+    FaultResults
+    """
+    return run_groups(config, [(tile, faults)], sim=sim, accumulators=accumulators,
+                      driver=driver, build_root=build_root, log=log)[0]
+
+
+def run_chunk(config, groups, *, sim="verilator", accumulators=True,
               build_root=DEFAULT_BUILD_ROOT):
-    """Dask task: :func:`run_faults` on faults given as dicts (``RTLFault.to_dict``).
+    """Dask task: :func:`run_groups` on groups whose faults are given as dicts.
 
-    The build and the catalogue are cached in the worker's process, so every chunk a
-    worker runs reuses its simulator build.
+    ``groups`` is a list of ``(tile, [RTLFault.to_dict(), ...])``. The build and the
+    catalogue are cached in the worker's process, so every chunk a worker runs reuses
+    its simulator build.
     """
     from sim.rtl_faults import RTLFault
 
-    return run_faults(config, tile, [RTLFault.from_dict(data) for data in fault_dicts],
+    return run_groups(config, [(tile, [RTLFault.from_dict(data) for data in dicts])
+                               for tile, dicts in groups],
                       sim=sim, accumulators=accumulators, build_root=build_root)
 
 
@@ -285,9 +328,9 @@ def run_faults_dask(client, config, tile, faults, *, sim="verilator", accumulato
     if chunks is None:
         chunks = max(1, len(client.scheduler_info()["workers"]))
     bounds = np.linspace(0, len(faults), min(chunks, len(faults)) + 1).astype(int)
-    futures = [client.submit(run_chunk, dict(config), tile,
-                             [fault.to_dict() for fault in faults[low:high]], sim=sim,
-                             accumulators=accumulators,
+    futures = [client.submit(run_chunk, dict(config),
+                             [(tile, [fault.to_dict() for fault in faults[low:high]])],
+                             sim=sim, accumulators=accumulators,
                              build_root=str(Path(build_root).resolve()), pure=False)
                for low, high in zip(bounds[:-1], bounds[1:])]
-    return _concatenate(client.gather(futures))
+    return _concatenate([part for parts in client.gather(futures) for part in parts])

@@ -1,7 +1,7 @@
 """RTL campaigns on whole networks (sim.rtl_campaign): store, resume, agreement, hardening.
 
 A tiny MLP (16 -> 6 -> 4) on 4 images keeps every layer one row block, so a campaign
-is a handful of tiles, each one simulator process.
+is a handful of tiles, packed into simulator jobs of up to ``chunk`` faults.
 """
 
 import dataclasses
@@ -26,7 +26,7 @@ from golden.injection import InjectionEngine, classify
 from golden.intmodel import IntNet
 from sim.cli import main
 from sim.compiler import compile_network
-from sim.rtl_campaign import GoldenRun, NetworkFaultSpace, run_network_campaign
+from sim.rtl_campaign import GoldenRun, NetworkFaultSpace, _jobs, run_network_campaign
 from sim.rtl_faults import RTLFault
 from sim.rtl_runner import accelerator_design, run_faults
 from tests.golden.conftest import mlp7_model, trained_model  # noqa: F401
@@ -55,6 +55,15 @@ def tiny_net(images=4, seed=0, zero_bias=False):
     return net, x, labels
 
 
+def stored_rows(db, campaign_id):
+    """The rows a database holds for a campaign."""
+    stored = ResultsDB(db)
+    try:
+        return stored.results(campaign_id)
+    finally:
+        stored.close()
+
+
 def campaign(net, x, labels, db, **options):
     return run_network_campaign(net, x, labels, db_path=str(db), rows=ROWS, cols=COLS,
                                 progress=False, **options)
@@ -79,6 +88,47 @@ def test_fault_space_counts_every_layer_tile_site_bit_and_cycle():
         NetworkFaultSpace(golden, catalogue, "stuck1", layers=["fc9"])
     with pytest.raises(ValueError, match="close matches"):
         NetworkFaultSpace(golden, catalogue, "stuck1", sites="array.pe_0_0.accu")
+
+
+def test_jobs_pack_the_tiles_faults_up_to_chunk():
+    net, x, _ = tiny_net(images=9)  # fc1: 3 row blocks x 2 column chunks
+    golden = GoldenRun(net, compile_network(net, rows=ROWS, cols=COLS), x.numpy())
+    _, catalogue = accelerator_design(dict(rows=ROWS, cols=COLS,
+                                           k_depth=golden.program.k_depth, protect="none"),
+                                      sim="icarus")
+    space = NetworkFaultSpace(golden, catalogue, "stuck0", sites="array.pe_*.acc")
+    indices = np.random.default_rng(0).permutation(len(space))[:50]
+    todo = [k for k in range(50) if k % 7]
+    names = [layer.name for layer in golden.program.layers]
+    jobs = _jobs(space, indices, todo, 8, names)
+    sizes = [sum(len(ks) for _, _, ks in job) for job in jobs]
+    assert sizes[:-1] == [8] * (len(jobs) - 1) and 1 <= sizes[-1] <= 8
+    assert sum(sizes) == len(todo)
+    flat = [(layer, tile, k) for job in jobs for layer, tile, ks in job for k in ks]
+    assert sorted(k for _, _, k in flat) == todo
+    assert all((space.fault(int(indices[k])).layer, space.fault(int(indices[k])).tile)
+               == (layer, tile) for layer, tile, k in flat)
+    order = [(names.index(layer), tile) for layer, tile, _ in flat]
+    assert order == sorted(order) and len({tile for _, tile in order}) > 3
+    # A job holds each of its tiles once.
+    assert all(len({(layer, tile) for layer, tile, _ in job}) == len(job) for job in jobs)
+    assert _jobs(space, indices, todo, 1, names) == [[(layer, tile, [k])]
+                                                     for layer, tile, k in flat]
+
+
+@pytest.mark.slow
+def test_rows_do_not_depend_on_how_tiles_are_packed_into_jobs(tmp_path):
+    net, x, labels = tiny_net()
+    # Controller and buffer sites too: their faults leave state behind in a process.
+    options = dict(fault_model="stuck1", sites=["array.pe_*.acc", "k_len", "state",
+                                                "act_buf[*]", "wgt_buf[*]"],
+                   faults=16, seed=4, sim="icarus")
+    packed = campaign(net, x, labels, tmp_path / "packed.sqlite", **options)
+    apart = campaign(net, x, labels, tmp_path / "apart.sqlite", chunk=5, **options)
+    assert packed["completed"] == apart["completed"] == 16
+    assert stored_rows(tmp_path / "packed.sqlite", packed["campaign"]) == \
+        stored_rows(tmp_path / "apart.sqlite", packed["campaign"])
+    assert 0 < packed["masked"] < 16
 
 
 @pytest.mark.slow
@@ -233,12 +283,5 @@ def test_dask_workers_store_the_same_rows_as_one_process(tmp_path):
     campaign(net, x, labels, tmp_path / "one.sqlite", **options)
     split = campaign(net, x, labels, tmp_path / "dask.sqlite", workers=2, **options)
     assert split["completed"] == 8
-
-    def rows(db):
-        stored = ResultsDB(db)
-        try:
-            return stored.results(split["campaign"])
-        finally:
-            stored.close()
-
-    assert rows(tmp_path / "dask.sqlite") == rows(tmp_path / "one.sqlite")
+    assert stored_rows(tmp_path / "dask.sqlite", split["campaign"]) == \
+        stored_rows(tmp_path / "one.sqlite", split["campaign"])

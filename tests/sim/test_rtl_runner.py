@@ -5,7 +5,8 @@ fixture) that the checks share: the fault-free run equals sim.tile.reference, an
 accumulator upset after the last MAC is XORed into exactly that accumulator and its
 requantized output, a stuck weight register corrupts its column from its row down,
 the fast driver equals the naive one, LCU copies mask 0->1 flips and TMR copies any
-fault confined to one copy. The Dask split is checked against one process.
+fault confined to one copy. A job of several tiles gives each tile the results of its
+own process, and the Dask split is checked against one process.
 """
 
 from dataclasses import replace
@@ -17,7 +18,7 @@ from golden.numerics import requantize, wrap
 from hw.accelerator import tile_cycles
 from sim.accelerator_tb import random_tile
 from sim.rtl_faults import RTLFault, RTLFaultSpace, sample
-from sim.rtl_runner import accelerator_design, load_tile, run_faults, save_tile
+from sim.rtl_runner import accelerator_design, load_tile, run_faults, run_groups, save_tile
 from sim.sites import resolve
 from sim.tile import reference
 
@@ -59,7 +60,7 @@ def plain(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("rtl") / "sim.log"
     fast = run_faults(config("none"), tile, faults, sim=sim, log=log)
     naive = run_faults(config("none"), tile, faults, sim=sim, driver="naive", log=log)
-    return tile, fast, naive
+    return tile, fast, naive, sim
 
 
 def test_tile_round_trip(tmp_path):
@@ -73,7 +74,7 @@ def test_tile_round_trip(tmp_path):
 
 
 def test_fault_free_run_matches_reference(plain):
-    tile, fast, _ = plain
+    tile, fast, _, _ = plain
     acc, y = reference(tile)
     # run_faults raises unless the RTL's fault-free run equals the reference.
     np.testing.assert_array_equal(fast.expected, y)
@@ -82,7 +83,7 @@ def test_fault_free_run_matches_reference(plain):
 
 
 def test_accumulator_upset_is_xored_into_its_output(plain):
-    tile, fast, _ = plain
+    tile, fast, _, _ = plain
     acc, y = reference(tile)
     for index, fault in enumerate(ACC_FAULTS):
         r, c = (int(part) for part in fault.site.split(".")[1].split("_")[1:])
@@ -99,7 +100,7 @@ def test_accumulator_upset_is_xored_into_its_output(plain):
 
 
 def test_stuck_weight_register_corrupts_its_column_below(plain):
-    tile, fast, _ = plain
+    tile, fast, _, _ = plain
     acc, y = reference(tile)
     offset = len(ACC_FAULTS)
     for index, fault in enumerate(STUCK_FAULTS, offset):
@@ -117,7 +118,7 @@ def test_stuck_weight_register_corrupts_its_column_below(plain):
 
 
 def test_fast_driver_equals_naive(plain):
-    _, fast, naive = plain
+    _, fast, naive, _ = plain
     np.testing.assert_array_equal(fast.outputs, naive.outputs)
     np.testing.assert_array_equal(fast.accumulators, naive.accumulators)
     np.testing.assert_array_equal(fast.cycles, naive.cycles)
@@ -125,6 +126,40 @@ def test_fast_driver_equals_naive(plain):
     rows = fast.rows()
     assert [row["masked"] for row in rows] == fast.masked.tolist()
     assert all(len(row["positions"]) == row["differing"] for row in rows)
+
+
+def test_job_of_several_tiles_equals_one_process_per_tile(plain):
+    tile, fast, _, sim = plain
+    # A shorter tile after the full-depth one: its faults that stretch K (k_len) read
+    # the buffer words past its K, which the tile before it filled; controller and
+    # buffer faults also leave state behind for the next fault and tile to meet.
+    short = random_tile(np.random.default_rng(6), 2, 5, 3)
+    _, catalogue = accelerator_design(config("none"), sim=sim)
+    stateful = resolve(catalogue, ["k_len", "step", "state", "act_buf[*]", "wgt_buf[*]",
+                                     "bias_*"])
+    faults = [RTLFault("k_len", 3, "stuck1"), RTLFault("k_len", 3, "bitflip", 1),
+              RTLFault("act_buf[7]", 0, "stuck1"), RTLFault("k_len", 2, "stuck1")] + \
+        sample(RTLFaultSpace(stateful, "bitflip", cycles=tile_cycles(ROWS, COLS, 5)), 16, 9)
+    alone = run_faults(config("none"), short, faults, sim=sim)
+    assert not alone.masked.all()
+    job = run_groups(config("none"), [(tile, fast.faults), (short, faults),
+                                      (tile, fast.faults[:6])], sim=sim)
+    for results, expected in zip(job, [fast, alone, fast]):
+        count = len(results.faults)
+        assert results.faults == expected.faults[:count]
+        np.testing.assert_array_equal(results.outputs, expected.outputs[:count])
+        np.testing.assert_array_equal(results.accumulators, expected.accumulators[:count])
+        np.testing.assert_array_equal(results.cycles, expected.cycles[:count])
+        np.testing.assert_array_equal(results.expected, expected.expected)
+
+
+def test_job_checks_every_tile_before_the_simulator_starts():
+    tile = random_tile(np.random.default_rng(2), ROWS, K, COLS)
+    wide = random_tile(np.random.default_rng(3), ROWS, K, COLS + 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        run_groups(config("none"), [(tile, []), (wide, [])], sim="icarus")
+    with pytest.raises(ValueError, match="No tile"):
+        run_groups(config("none"), [], sim="icarus")
 
 
 @pytest.mark.parametrize("sim", SIMS)
