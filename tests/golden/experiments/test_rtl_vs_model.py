@@ -1,0 +1,55 @@
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from golden.experiments.rtl_vs_model import MODEL_CLASSES, RTL_CLASSES
+from sim.cli import main
+
+
+def run(cache, out, *extra):
+    return CliRunner().invoke(main, [
+        "experiment", "rtl-vs-model", "--images", "1", "--faults", "3",
+        "--model-faults", "20", "--classes", "w_reg,acc,output,weight", "--rows", "4",
+        "--cols", "4", "--sim", "icarus", "--cache", str(cache), "-o", str(out), "--json",
+        *extra])
+
+
+@pytest.mark.slow
+def test_rtl_and_model_classes_side_by_side_and_resumed(cache, tmp_path):
+    out = tmp_path / "rvm"
+    result = run(cache("lenet5"), out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.splitlines()[-1])
+    classes = summary["classes"]
+    assert list(classes) == ["w_reg", "acc", "output", "weight"]
+    assert [classes[name]["level"] for name in classes] == ["rtl", "rtl", "model", "model"]
+    assert [classes[name]["faults"] for name in classes] == [3, 3, 20, 20]
+    for entry in classes.values():
+        assert entry["masked"] + entry["tolerable"] + entry["critical_003"] == entry["faults"]
+        low, high = entry["critical_rate_ci"]
+        assert low <= entry["critical_rate"] <= high
+        assert entry["faults_per_second"] > 0
+    # A PE accumulator has 4x the bits of a weight register: so has its fault space.
+    assert classes["acc"]["population"] == 4 * classes["w_reg"]["population"]
+    rows = list(csv.DictReader(open(out / "rtl_vs_model.csv")))
+    assert [r["class"] for r in rows] == list(classes)
+    assert "RTL: PE weight register" in (out / "rtl_vs_model.md").read_text()
+    assert (out / "rtl_vs_model.png").read_bytes()[:4] == b"\x89PNG"
+
+    again = run(cache("lenet5"), out)
+    assert again.exit_code == 0, again.output
+    resumed = json.loads(again.output.splitlines()[-1])["classes"]
+    # Every campaign resumed from results.sqlite: nothing evaluated again.
+    assert all(entry["faults_per_second"] is None for entry in resumed.values())
+    assert {name: entry["critical"] for name, entry in resumed.items()} == {
+        name: entry["critical"] for name, entry in classes.items()}
+
+
+def test_unknown_class_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["experiment", "rtl-vs-model", "--classes", "w_reg,bogus",
+                                       "-o", str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "unknown 'bogus'" in result.output
+    assert set(RTL_CLASSES).isdisjoint(MODEL_CLASSES)
