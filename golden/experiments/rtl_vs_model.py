@@ -17,7 +17,11 @@ injected at two levels:
 Outcomes use both papers' classes (:func:`golden.injection.classify`): paper 003's
 masked / tolerable / critical and paper 004's critical fault (one image's class
 changes). Each rate comes with its 95 % Wilson interval, so classes whose intervals do
-not overlap differ beyond sampling noise. RTL campaigns are sized by ``--faults`` (RTL
+not overlap differ beyond sampling noise. The two levels do not hit the same number of
+inferences: a model-level fault corrupts its neuron or weight in every test image,
+an RTL transient corrupts one tile run (at most ``rows`` rows: pixels of one image in
+a convolution, images in a fully connected layer), so the table also gives the mean
+number of top-1 changes per fault. RTL campaigns are sized by ``--faults`` (RTL
 costs milliseconds to seconds per fault); model-level campaigns are Leveugle-sized
 (95 %, 1 %) unless ``--model-faults`` is given. All campaigns live in
 ``results.sqlite`` and resume.
@@ -51,6 +55,11 @@ def _rate(summary, key):
     return k / n if n else 0.0, low, high
 
 
+def _changes(summary):
+    """Test images whose top-1 class a fault changes, on average over the faults."""
+    return summary["changed_images"] / summary["completed"] if summary["completed"] else 0.0
+
+
 def _plot(ctx, rows):
     plt = common.pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
@@ -59,8 +68,9 @@ def _plot(ctx, rows):
     for offset, key, name in ((-0.2, "critical_003", "critical (paper 003)"),
                               (0.2, "critical", "critical fault (paper 004)")):
         values = [100 * row[key][0] for row in rows]
-        errors = [[100 * (row[key][0] - row[key][1]) for row in rows],
-                  [100 * (row[key][2] - row[key][0]) for row in rows]]
+        # Clamped: the Wilson bounds of a zero count can sit a rounding error off 0.
+        errors = [[max(0.0, 100 * (row[key][0] - row[key][1])) for row in rows],
+                  [max(0.0, 100 * (row[key][2] - row[key][0])) for row in rows]]
         axis.bar([p + offset for p in positions], values, width=0.4, yerr=errors,
                  capsize=3, label=name)
     for p, row in zip(positions, rows):
@@ -78,9 +88,9 @@ def _plot(ctx, rows):
 @click.command("rtl-vs-model")
 @click.option("--model", "model_name", type=click.Choice(_MODELS), default="lenet5",
               show_default=True, help="Network (trained on digits, cached).")
-@click.option("--images", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--images", type=click.IntRange(min=1), default=64, show_default=True,
               help="First test images every fault is evaluated on (both levels).")
-@click.option("--faults", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--faults", type=click.IntRange(min=1), default=500, show_default=True,
               help="RTL faults per PE-register class.")
 @click.option("--model-faults", type=click.IntRange(min=1), default=None,
               help="Faults per model-level class (default: Leveugle 95 %/1 %).")
@@ -138,23 +148,24 @@ def command(model_name, images, faults, model_faults, classes, rows, cols, sim, 
         return f"{100 * value:.2f} % [{100 * low:.2f}, {100 * high:.2f}]"
 
     header = ["class", "level", "population", "faults", "masked", "critical (003)",
-              "critical fault (004)", "faults/s"]
+              "critical fault (004)", "top-1 changes per fault", "faults/s"]
     md_rows, csv_rows = [], []
     for row in results:
         s = row["summary"]
         fps = s.get("faults_per_second")
         md_rows.append([row["label"], row["level"], f"{s['population']:,}",
                         f"{s['completed']:,}", pct(row["masked"]), pct(row["critical_003"]),
-                        pct(row["critical"]), "" if fps is None else f"{fps:.1f}"])
+                        pct(row["critical"]), f"{_changes(s):.4f}",
+                        "" if fps is None else f"{fps:.1f}"])
         csv_rows.append([row["name"], row["level"], s["population"], s["completed"],
                          s["masked"], s["tolerable"], s["critical_003"], s["critical"],
                          round(100 * row["critical"][0], 4),
                          round(100 * row["critical"][1], 4),
-                         round(100 * row["critical"][2], 4), s["images"]])
+                         round(100 * row["critical"][2], 4), s["changed_images"], s["images"]])
     common.write_csv(ctx, "rtl_vs_model.csv",
                      ["class", "level", "population", "faults", "masked", "tolerable",
                       "critical_003", "critical_004", "critical_004_pct", "ci_low_pct",
-                      "ci_high_pct", "images"], csv_rows)
+                      "ci_high_pct", "changed_images", "images"], csv_rows)
     common.write_text(ctx, "rtl_vs_model.md", common.markdown_table(header, md_rows) + (
         f"\n{common.MODEL_LABELS[model_name]}, first {images} test images, "
         f"{rows}x{cols} accelerator on {sim}; rates with 95 % Wilson intervals.\n"))
@@ -170,6 +181,7 @@ def command(model_name, images, faults, model_faults, classes, rows, cols, sim, 
                    "critical": row["summary"]["critical"],
                    "critical_rate": row["critical"][0],
                    "critical_rate_ci": list(row["critical"][1:]),
+                   "changed_images": row["summary"]["changed_images"],
                    "faults_per_second": row["summary"].get("faults_per_second")}
                    for row in results}}
     lines = [f"{row['label']}: critical (003) {pct(row['critical_003'])}, critical fault "

@@ -31,6 +31,7 @@ def test_rtl_and_model_classes_side_by_side_and_resumed(cache, tmp_path):
         low, high = entry["critical_rate_ci"]
         assert low <= entry["critical_rate"] <= high
         assert entry["faults_per_second"] > 0
+        assert 0 <= entry["changed_images"] <= entry["faults"]
     # A PE accumulator has 4x the bits of a weight register: so has its fault space.
     assert classes["acc"]["population"] == 4 * classes["w_reg"]["population"]
     rows = list(csv.DictReader(open(out / "rtl_vs_model.csv")))
