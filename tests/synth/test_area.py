@@ -91,6 +91,9 @@ def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_pat
 
 
 @pytest.mark.slow
+# One worker runs both accelerator syntheses: the second finds the first's results in the
+# worker's session cache (about 6 minutes of synthesis instead of twice that).
+@pytest.mark.xdist_group("accelerator-synthesis")
 def test_accelerator_rows_and_their_overheads(session_cache):
     rows = report(["accel-lcu", "accel-tmr"], ["generic"], rows=2, cols=3, k_depth=4,
                   cache=session_cache)

@@ -32,6 +32,9 @@ def test_json_keys(tmp_path):
 
 
 @pytest.mark.slow
+# One worker runs both accelerator syntheses: the second finds the first's results in the
+# worker's session cache (about 6 minutes of synthesis instead of twice that).
+@pytest.mark.xdist_group("accelerator-synthesis")
 def test_json_keys_of_the_accelerators(session_cache):
     # The same designs as tests/synth/test_area.py measures: synthesized once per session.
     result = _run("--rows", "2", "--cols", "3", "--k-depth", "4",
