@@ -1,7 +1,11 @@
 """Overhead arithmetic, fit checks and the measurement of designs."""
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import main
 from synth import area
 from synth.area import (_fit_check, add_overheads, format_table, measure, overhead, report,
                         share)
@@ -91,10 +95,9 @@ def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_pat
 
 
 @pytest.mark.slow
-# One worker runs both accelerator syntheses: the second finds the first's results in the
-# worker's session cache (about 6 minutes of synthesis instead of twice that).
-@pytest.mark.xdist_group("accelerator-synthesis")
 def test_accelerator_rows_and_their_overheads(session_cache):
+    # The accelerators take minutes to synthesize: this one test also checks the JSON of
+    # `neuroharden area` on them, which reads the same results from the cache.
     rows = report(["accel-lcu", "accel-tmr"], ["generic"], rows=2, cols=3, k_depth=4,
                   cache=session_cache)
     assert [row["design"] for row in rows] == ["accel", "accel-lcu", "accel-tmr"]
@@ -111,6 +114,23 @@ def test_accelerator_rows_and_their_overheads(session_cache):
         assert row["overhead_pct"] == pytest.approx(
             100 * (row["cells"] - base["cells"]) / base["cells"])
     assert "accel-tmr" in format_table(rows) and "2x3 K4" in format_table(rows)
+
+    entries = sorted(session_cache.directory.iterdir())
+    result = CliRunner().invoke(main, [
+        "area", "--rows", "2", "--cols", "3", "--k-depth", "4", "--designs",
+        "accel-lcu,accel-tmr", "--target", "generic", "--json", "--cache-dir",
+        str(session_cache.directory)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert [row["design"] for row in printed] == ["accel", "accel-lcu", "accel-tmr"]
+    for row in printed:
+        for key in ("design", "target", "cells", "luts", "ffs", "dsps", "fmax_mhz",
+                    "overhead_pct", "reference", "k_depth", "brams"):
+            assert key in row
+        assert row["k_depth"] == 4 and row["cells"] == by[row["design"]]["cells"]
+    assert printed[0]["overhead_pct"] is None
+    # Same Verilog and scripts: the command found every result and synthesized nothing.
+    assert sorted(session_cache.directory.iterdir()) == entries
 
 
 def test_combinational_block_has_no_fmax(session_cache):

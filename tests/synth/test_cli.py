@@ -31,29 +31,6 @@ def test_json_keys(tmp_path):
     assert by["voter"]["overhead_array_pct"] < by["voter"]["overhead_pct"]
 
 
-@pytest.mark.slow
-# One worker runs both accelerator syntheses: the second finds the first's results in the
-# worker's session cache (about 6 minutes of synthesis instead of twice that).
-@pytest.mark.xdist_group("accelerator-synthesis")
-def test_json_keys_of_the_accelerators(session_cache):
-    # The same designs as tests/synth/test_area.py measures: synthesized once per session.
-    result = _run("--rows", "2", "--cols", "3", "--k-depth", "4",
-                  "--designs", "accel-lcu,accel-tmr", "--target", "generic", "--json",
-                  "--cache-dir", str(session_cache.directory))
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
-    assert [row["design"] for row in rows] == ["accel", "accel-lcu", "accel-tmr"]
-    for row in rows:
-        for key in (*_KEYS, "k_depth", "brams"):
-            assert key in row
-        assert row["k_depth"] == 4 and row["cells"] > 0
-    by = {row["design"]: row for row in rows}
-    assert by["accel"]["overhead_pct"] is None
-    for name in ("accel-lcu", "accel-tmr"):
-        assert by[name]["reference"] == "accel" and by[name]["overhead_pct"] > 0
-
-
-
 def test_table_output(tmp_path):
     result = _run("--designs", "lcu", "--rows", "2", "--cols", "2",
                   "--cache-dir", str(tmp_path))
