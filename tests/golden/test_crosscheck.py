@@ -4,7 +4,7 @@ from golden.crosscheck import crosscheck
 from golden.quantize import quantize_checkpoint, weight_scales
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
-NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow)]
+NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow(seconds=44))]
 
 
 @pytest.mark.parametrize("name", NETWORKS)

@@ -9,7 +9,7 @@ from golden.quantize import quantize_checkpoint
 from tests.golden.numpy_reader import predict
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
-NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow)]
+NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow(seconds=48))]
 
 
 @pytest.mark.parametrize("name", NETWORKS)

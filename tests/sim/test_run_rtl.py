@@ -51,7 +51,7 @@ def hardened_lenet5(lenet5_model, tmp_path_factory):  # noqa: F811
     return path
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=44)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_hardened_lenet5_agrees_on_the_rtl(hardened_lenet5, sim):
     result = invoke("--model", hardened_lenet5, "--images", 2, "--rows", 8, "--cols", 6,

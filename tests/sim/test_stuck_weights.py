@@ -101,7 +101,7 @@ def test_tile_model_equals_rtl_for_every_weight_bit(sim, width):
         assert 0 < results.masked.sum() < len(faults)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=47)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_network_model_equals_whole_rtl_inferences(sim):
     net, x = random_net(images=2)

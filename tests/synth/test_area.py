@@ -94,7 +94,7 @@ def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_pat
     assert not list(tmp_path.iterdir())   # nothing was synthesized
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=360)
 def test_accelerator_rows_and_their_overheads(session_cache):
     # The accelerators take minutes to synthesize: this one test also checks the JSON of
     # `neuroharden area` on them, which reads the same results from the cache.

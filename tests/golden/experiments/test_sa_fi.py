@@ -72,7 +72,7 @@ def test_sa_fi_refuses_bad_input(cache, tmp_path):
     assert not (tmp_path / "bad" / "sa_fi.csv").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_sa_fi_rtl_check_on_icarus(cache, tmp_path):
     result = invoke(cache, tmp_path / "rtl", "--rtl-check", "2", "--rtl-images", "1",
                     "--sim", "icarus")
