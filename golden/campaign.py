@@ -79,6 +79,11 @@ class ResultsDB:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             if not exists or not self._tables():
                 self._create()
+            # Added after schema 1 without changing it: older databases gain the table.
+            with self.conn:
+                self.conn.execute("CREATE TABLE IF NOT EXISTS evaluation (campaign TEXT "
+                                  "PRIMARY KEY, seconds REAL NOT NULL, faults INTEGER "
+                                  "NOT NULL)")
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path}: not a readable SQLite results database "
                              f"({error})") from None
@@ -142,14 +147,30 @@ class ResultsDB:
         return {r[0] for r in self.conn.execute(
             "SELECT fault_index FROM results WHERE campaign = ?", (campaign_id,))}
 
-    def add(self, campaign_id, rows):
-        """Insert ``(fault_index, population_index, fault_json, result_dict)`` rows, committed."""
+    def add(self, campaign_id, rows, seconds=0.0):
+        """Insert ``(fault_index, population_index, fault_json, result_dict)`` rows, committed.
+
+        ``seconds``, the wall time that evaluated them, is added to the campaign's
+        evaluation time in the same transaction (:meth:`evaluation`).
+        """
         with self.conn:
             self.conn.executemany(
                 "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(campaign_id, k, pk, fj, r["outcome"], int(r["critical"]), r["changed"],
                   r["masked_images"], r["tolerable_images"], r["critical_images"],
                   r["correct"]) for k, pk, fj, r in rows])
+            if seconds > 0:
+                self.conn.execute(
+                    "INSERT INTO evaluation VALUES (?, ?, ?) ON CONFLICT(campaign) DO UPDATE "
+                    "SET seconds = seconds + excluded.seconds, "
+                    "faults = faults + excluded.faults", (campaign_id, seconds, len(rows)))
+
+    def evaluation(self, campaign_id):
+        """``(seconds, faults)``: wall time of the runs that evaluated stored faults of a
+        campaign and how many they evaluated (``(0.0, 0)`` when none was timed)."""
+        row = self.conn.execute("SELECT seconds, faults FROM evaluation WHERE campaign = ?",
+                                (campaign_id,)).fetchone()
+        return (0.0, 0) if row is None else (row[0], row[1])
 
     def results(self, campaign_id):
         """All stored rows of a campaign as dicts, by fault index."""
@@ -183,12 +204,17 @@ def campaign_definition(model_sha256, *, level, fault_model, target, bits, posit
     return definition, hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated=0):
+def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated=0,
+              evaluation=None):
     """Campaign summary from stored result rows.
 
     ``accuracy_loss`` is paper 004's: fault-free accuracy minus the mean faulty accuracy
     over the completed faults, as a fraction (x100 for percentage points).
+    ``faults_per_second`` is the rate of the runs that evaluated the stored faults when
+    ``evaluation`` (:meth:`ResultsDB.evaluation`) is given, so a rerun over a complete
+    database still reports it; otherwise this run's (``evaluated`` in ``seconds``).
     """
+    rate_seconds, rate_faults = evaluation or (seconds, evaluated)
     n = len(rows)
     counts = {o: sum(r["outcome"] == o for r in rows) for o in ("masked", "tolerable",
                                                                "critical")}
@@ -203,7 +229,8 @@ def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated
             "fault_free_accuracy": ff_acc, "mean_faulty_accuracy": mean_acc,
             "accuracy_loss": ff_acc - mean_acc, "evaluated_now": evaluated,
             "seconds": seconds,
-            "faults_per_second": (evaluated / seconds) if seconds and evaluated else None}
+            "faults_per_second": (rate_faults / rate_seconds) if rate_seconds and rate_faults
+            else None}
 
 
 # -- evaluation on a Dask worker ----------------------------------------------------
@@ -305,7 +332,7 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
                   workers, scheduler, chunk, progress, n)
         seconds = time.perf_counter() - start
         summary = summarize(db.results(cid), n, len(x), engine.fault_free_correct(),
-                            seconds, len(todo))
+                            seconds, len(todo), db.evaluation(cid))
     finally:
         db.close()
     summary.update({"campaign": cid, "population": len(space), "db": str(db_path),
@@ -321,9 +348,13 @@ def _evaluate(engine, net, x, labels, space, indices, todo, db, cid, key, worker
     bar = tqdm(total=planned, initial=planned - len(todo), desc="campaign", unit="fault",
                disable=None if progress is None else not progress)
 
+    last = [time.perf_counter()]
+
     def store(ks, results):
+        now = time.perf_counter()
         db.add(cid, [(k, indices[k], space.fault(indices[k]).to_json(), r)
-                     for k, r in zip(ks, results)])
+                     for k, r in zip(ks, results)], seconds=now - last[0])
+        last[0] = now
         bar.update(len(ks))
 
     try:

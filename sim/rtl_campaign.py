@@ -283,7 +283,7 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
                   scheduler, chunk, progress, n, build_root)
         seconds = time.perf_counter() - start
         summary = summarize(db.results(cid), n, len(x_np), fault_free_correct, seconds,
-                            len(todo))
+                            len(todo), db.evaluation(cid))
     finally:
         db.close()
     summary.update({"campaign": cid, "population": len(space), "db": str(db_path),
@@ -325,6 +325,8 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
     bar = tqdm(total=planned, initial=planned - len(todo), desc="rtl campaign",
                unit="fault", disable=None if progress is None else not progress)
 
+    last = [time.perf_counter()]
+
     def store(job, results):
         rows = []
         for (layer, tile, ks), result in zip(job, results):
@@ -333,7 +335,9 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
             rows += [(k, indices[k], f.to_json(), r)
                      for k, f, r in zip(ks, result.faults, outcomes)]
         # One commit per job: a killed campaign loses at most the jobs in flight.
-        db.add(cid, rows)
+        now = time.perf_counter()
+        db.add(cid, rows, seconds=now - last[0])
+        last[0] = now
         bar.update(len(rows))
 
     def groups(job, encode):

@@ -120,12 +120,13 @@ def _campaign(ctx, db, definition, model, faults, indices, labels, scale):
     with tqdm(total=len(faults), initial=len(faults) - len(todo), unit="fault",
               desc=f"{definition['width']}-bit array", disable=ctx.as_json or None) as bar:
         for start in range(0, len(todo), _CHUNK):
+            began = time.perf_counter()
             ks = todo[start:start + _CHUNK]
             logits = np.stack([model.run(faults[k].site, faults[k].bit, faults[k].model)
                                for k in ks])
             rows = classify(torch.from_numpy(logits), reference, labels, scale)
             db.add(cid, [(k, int(indices[k]), faults[k].to_json(), row)
-                         for k, row in zip(ks, rows)])
+                         for k, row in zip(ks, rows)], seconds=time.perf_counter() - began)
             bar.update(len(ks))
     return db.results(cid), correct, len(todo)
 

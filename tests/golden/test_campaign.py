@@ -61,10 +61,14 @@ def test_campaign_summary_and_rerun(checkpoint, tmp_path):
     rows = _rows(db, summary["campaign"])
     assert [r[0] for r in rows] == list(range(120))
     assert len({r[1] for r in rows}) == 120
-    # A rerun evaluates nothing and reports the same summary.
+    # A rerun evaluates nothing and reports the same summary, with the rate of the run
+    # that evaluated the faults (stored beside them).
     again = json.loads(_cli("--model", checkpoint, "--fault", "bitflip", "--faults", 120,
                             "--images", 40, "--db", db, "--json").output)
     assert again["evaluated_now"] == 0 and _strip(again) == _strip(summary)
+    assert again["faults_per_second"] == pytest.approx(summary["faults_per_second"])
+    seconds, evaluated = ResultsDB(db).evaluation(summary["campaign"])
+    assert evaluated == 120 and summary["faults_per_second"] == pytest.approx(120 / seconds)
     # A second campaign in the same database.
     other = json.loads(_cli("--model", checkpoint, "--fault", "stuck1", "--target",
                             "accumulator", "--faults", 30, "--images", 40, "--db", db,
@@ -190,3 +194,19 @@ def test_foreign_and_corrupt_databases(checkpoint, tmp_path):
         assert _digest(path) == before
     with pytest.raises(ValueError):
         ResultsDB(tmp_path)
+
+
+def test_database_without_evaluation_times_is_read_and_gains_them(tmp_path):
+    # Databases written before evaluation times were stored have no such table.
+    path = tmp_path / "old.sqlite"
+    db = ResultsDB(path)
+    db.conn.execute("DROP TABLE evaluation")
+    db.close()
+    db = ResultsDB(path)
+    assert db.evaluation("c") == (0.0, 0)
+    row = {"outcome": "masked", "critical": False, "changed": 0, "masked_images": 1,
+           "tolerable_images": 0, "critical_images": 0, "correct": 1}
+    db.add("c", [(0, 0, "{}", row), (1, 1, "{}", row)], seconds=0.5)
+    db.add("c", [(2, 2, "{}", row)], seconds=0.25)
+    assert db.evaluation("c") == (0.75, 3)
+    db.close()
