@@ -326,7 +326,8 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
         engine = InjectionEngine(net, x, labels)
         db.register(cid, definition, n, len(x), engine.fault_free_correct())
         indices = sample_indices(len(space), n, seed)
-        todo = [k for k in range(n) if k not in db.done(cid)]
+        done = db.done(cid)
+        todo = [k for k in range(n) if k not in done]
         start = time.perf_counter()
         _evaluate(engine, net, x, labels, space, indices, todo, db, cid, cid + model_sha,
                   workers, scheduler, chunk, progress, n)

@@ -130,8 +130,10 @@ def _plot(ctx, rows, models):
               help="Comma-separated networks (mlp7, lenet5, alexnet).")
 @click.option("--images", default="200", show_default=True,
               help="Training images analysed by NVF: N, and/or MODEL=N per network.")
-@click.option("--thresholds", default="0.5,1,2,3,20", show_default=True,
-              help="NVF thresholds (%); the matched point is always added.")
+@click.option("--thresholds", default="0,0.5,1,2,3,5,10,20,30,40,50", show_default=True,
+              help="NVF thresholds (%): the paper's 0-50 % and finer steps where digits "
+                   "NVFs lie; the matched point is always added. A threshold selecting no "
+                   "neuron reuses the unprotected campaign.")
 @common.faults_option
 @click.option("--test-images", type=click.IntRange(min=1), default=None,
               help="Campaigns on the first N test images only (default: all).")

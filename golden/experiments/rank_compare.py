@@ -15,6 +15,13 @@ critical-fault portion from the unprotected network, in points per 1,000 protect
 neurons. The ``exact`` ranking (every neuron's measured single-bit-flip vulnerability)
 is the oracle; each method's gap to it is the difference of their critical-fault
 portions at the same fraction.
+
+Paper 004's criterion (a fault is critical when it changes the class of at least one
+test image) lets a single borderline image decide a point: a protection that moves one
+image's top-2 logits by an LSB makes nearly every fault upstream of it critical. So
+each point also reports the accuracy loss (fault-free accuracy minus the mean faulty
+accuracy, which weighs images) and its reduction factor against the unprotected
+network, the criterion to read when the two disagree.
 """
 
 import click
@@ -103,13 +110,15 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
     md = common.markdown_table(
         ["network", "ranking", "top %", "protected neurons", "faults",
          "critical faults (95 % CI)", "drop (points)", "points per 1,000 protected",
-         "gap to exact (points)"],
+         "gap to exact (points)", "accuracy loss (points)", "accuracy-loss factor"],
         [[common.MODEL_LABELS[r["model"]], r["method"], f"{r['fraction_pct']:g}",
           f"{r['protected_neurons']:,}", f"{r['faults']:,}",
           f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
           f"{r['drop_pts']:+.2f}",
           "" if r["per_1000"] is None else f"{r['per_1000']:+.2f}",
-          "" if r["gap_to_exact_pts"] is None else f"{r['gap_to_exact_pts']:+.2f}"]
+          "" if r["gap_to_exact_pts"] is None else f"{r['gap_to_exact_pts']:+.2f}",
+          f"{r['accuracy_loss_pts']:.4f}",
+          "n/a" if r["loss_factor"] is None else f"{r['loss_factor']:.2f}x"]
          for r in rows])
     common.write_text(ctx, "rank_compare.md", md + "\n" + "\n".join(f"- {s}" for s in lines)
                       + "\n")
@@ -124,8 +133,10 @@ def _row(model, method, fraction, protected, size, result, base):
             "faults": result["completed"], "leveugle_faults": result["leveugle"],
             "critical": result["critical"], "critical_pct": 100 * result["critical_rate"],
             "critical_low_pct": 100 * low, "critical_high_pct": 100 * high,
-            "accuracy_loss_pts": 100 * result["accuracy_loss"], "drop_pts": drop,
-            "per_1000": 1000 * drop / protected if protected else None,
+            "accuracy_loss_pts": 100 * result["accuracy_loss"],
+            "loss_factor": (base["accuracy_loss"] / result["accuracy_loss"]
+                            if result["accuracy_loss"] > 0 else None),
+            "drop_pts": drop, "per_1000": 1000 * drop / protected if protected else None,
             "gap_to_exact_pts": None}
 
 
@@ -140,21 +151,25 @@ def _gaps(rows):
 
 def _plot(ctx, rows, models, methods):
     plt = common.pyplot()
-    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8), squeeze=False)
-    for axis, model in zip(axes[0], models):
+    figure, axes = plt.subplots(2, len(models), figsize=(5 * len(models), 7.2),
+                                squeeze=False)
+    for c, model in enumerate(models):
         base = next(r for r in rows if r["model"] == model and r["method"] == "none")
-        for n, method in enumerate(methods):
-            mine = sorted((r for r in rows if r["model"] == model and r["method"] == method),
-                          key=lambda r: r["protected_neurons"])
-            xs = [0] + [r["protected_neurons"] for r in mine]
-            ys = [base["critical_pct"]] + [r["critical_pct"] for r in mine]
-            axis.plot(xs, ys, marker="o", color="k" if method == "exact" else f"C{n}",
-                      linestyle="--" if method == "exact" else "-", label=method)
-        axis.set_title(common.MODEL_LABELS[model])
-        axis.set_xlabel("neurons protected by the LCU")
-        axis.set_ylabel("critical faults (%)")
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7)
+        for axis, key, label in ((axes[0][c], "critical_pct", "critical faults (%)"),
+                                 (axes[1][c], "accuracy_loss_pts", "accuracy loss (points)")):
+            for n, method in enumerate(methods):
+                mine = sorted((r for r in rows
+                               if r["model"] == model and r["method"] == method),
+                              key=lambda r: r["protected_neurons"])
+                xs = [0] + [r["protected_neurons"] for r in mine]
+                ys = [base[key]] + [r[key] for r in mine]
+                axis.plot(xs, ys, marker="o", color="k" if method == "exact" else f"C{n}",
+                          linestyle="--" if method == "exact" else "-", label=method)
+            axis.set_ylabel(label)
+            axis.grid(True, alpha=0.3)
+        axes[0][c].set_title(common.MODEL_LABELS[model])
+        axes[0][c].legend(fontsize=7)
+        axes[1][c].set_xlabel("neurons protected by the LCU")
     common.save_figure(ctx, figure, "rank_compare.png")
 
 
@@ -174,7 +189,9 @@ def _summarize(rows, models, methods):
             gaps = [r["gap_to_exact_pts"] for r in pts if r["gap_to_exact_pts"] is not None]
             per_method[method] = {
                 "points": [{k: r[k] for k in ("fraction_pct", "protected_neurons",
-                                              "critical_pct", "drop_pts")} for r in pts],
+                                              "critical_pct", "drop_pts",
+                                              "accuracy_loss_pts", "loss_factor")}
+                           for r in pts],
                 "per_1000": per_1000,
                 "mean_gap_to_exact_pts": sum(gaps) / len(gaps) if gaps else None}
         best = max((m for m in per_method if per_method[m]["per_1000"] is not None),
@@ -188,5 +205,9 @@ def _summarize(rows, models, methods):
                 if v["per_1000"] is not None)
             + (f"; best: {best}" if best else "") + "; mean gap to exact: " + ", ".join(
                 f"{m} {v['mean_gap_to_exact_pts']:+.2f}" for m, v in per_method.items()
-                if v["mean_gap_to_exact_pts"] is not None) + " points")
+                if v["mean_gap_to_exact_pts"] is not None) + " points; accuracy-loss "
+            "factors by fraction: " + ", ".join(
+                f"{m} " + "/".join("n/a" if p["loss_factor"] is None else
+                                   f"{p['loss_factor']:.2f}x" for p in v["points"])
+                for m, v in per_method.items()))
     return summary, lines

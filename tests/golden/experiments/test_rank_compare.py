@@ -34,4 +34,7 @@ def test_rank_compare_small_on_lenet5(cache, tmp_path):
         assert protected >= 47 and int(r["hidden_neurons"]) == 4684 + protected
         drop = float(rows[0]["critical_pct"]) - float(r["critical_pct"])
         assert float(r["drop_pts"]) == pytest.approx(drop, abs=1e-3)
+        if float(r["accuracy_loss_pts"]) > 0:
+            factor = float(rows[0]["accuracy_loss_pts"]) / float(r["accuracy_loss_pts"])
+            assert float(r["loss_factor"]) == pytest.approx(factor, rel=1e-2, abs=1e-3)
     assert "wrote" in result.output and (out / "rank_compare.png").exists()
