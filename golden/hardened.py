@@ -129,6 +129,11 @@ class LayerProtection:
         for k in range(3):
             self.reach[self.tmr[:, k], 0] = where[self.tmr[:, 0]]
             self.reach[self.tmr[:, k], 1] = -1
+        if set(self.lcu.reshape(-1).tolist()) & set(self.tmr.reshape(-1).tolist()):
+            raise ValueError("a channel cannot be both an LCU half and a TMR copy")
+        # Positions in ``read`` of the corrected channels (-1: not read), for ``correct``.
+        self.lcu_read = where[self.lcu]
+        self.tmr_read = where[self.tmr[:, 0]]
         # An untouched layer skips the correction entirely (the common case).
         self.identity = (not self.lcu.numel() and not self.tmr.numel()
                          and len(self.read) == len(self.source)
@@ -198,7 +203,9 @@ class HardenedNet(IntNet):
         i : int
             Layer index.
         y : torch.Tensor
-            int64 raw int8 outputs ``[B, O', ...]`` of the hardened layer, faults applied.
+            Raw int8 outputs ``[B, O', ...]`` of the hardened layer, faults applied: int64,
+            or floating point holding integers (the injection engine's float path; the
+            result then has the same dtype).
 
         Returns
         -------
@@ -208,16 +215,19 @@ class HardenedNet(IntNet):
         p = self.protection[i]
         if p.identity:
             return y
-        if p.lcu.numel() or p.tmr.numel():
-            y = y.clone()
+        # Gather what the next layer reads, then overwrite the corrected channels: the
+        # bitwise logic runs on the protected columns only, never on the whole layer.
+        out = y[:, p.read]
         if p.lcu.numel():
-            merged = lcu(y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]])
-            y[:, p.lcu[:, 0]] = merged
-            y[:, p.lcu[:, 1]] = merged
+            merged = _on_integers(lcu, y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]])
+            for half in (0, 1):
+                read = p.lcu_read[:, half] >= 0
+                out[:, p.lcu_read[read, half]] = merged[:, read]
         if p.tmr.numel():
-            y[:, p.tmr[:, 0]] = VOTERS[self.voter](
-                y[:, p.tmr[:, 0]], y[:, p.tmr[:, 1]], y[:, p.tmr[:, 2]])
-        return y[:, p.read]
+            voted = _on_integers(VOTERS[self.voter], *(y[:, p.tmr[:, k]] for k in range(3)))
+            read = p.tmr_read >= 0
+            out[:, p.tmr_read[read]] = voted[:, read]
+        return out
 
     def forward(self, x, *, start=0, record=False):
         """Run layers ``start`` to the end, correcting after every layer.
@@ -232,6 +242,13 @@ class HardenedNet(IntNet):
                 records.append((acc, y))
             x = self.next_input(i, self.correct(i, y))
         return (x, records) if record else x
+
+
+def _on_integers(function, *values):
+    """``function`` of int64 tensors applied to ``values``, returned in their dtype."""
+    if values[0].is_floating_point():
+        return function(*(v.to(torch.int64) for v in values)).to(values[0].dtype)
+    return function(*values)
 
 
 def _to_plain(value):

@@ -250,7 +250,7 @@ class InjectionEngine:
                 y = torch.floor(((z + b) * m + r) * inv).clamp_(min=low)
                 y = torch.minimum(y, high, out=y)
                 if self.reach[k] is not None:
-                    y = self.correct_hook(k, y.to(torch.int64)).double()
+                    y = self.correct_hook(k, y)
                 if layer.pool:
                     y = F.max_pool2d(y, layer.pool)
                 return y.flatten(1) if layer.flatten else y
