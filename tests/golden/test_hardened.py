@@ -5,7 +5,8 @@ import torch
 
 from golden.faults import Fault
 from golden.harden import harden
-from golden.hardened import HardenedNet, is_hardened, load_hardened, save_hardened
+from golden.hardened import (HardenedNet, LayerProtection, is_hardened, load_hardened,
+                             save_hardened)
 from golden.injection import InjectionEngine, naive_logits
 from golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
 from tests.golden.fi_nets import random_net
@@ -33,6 +34,14 @@ def test_correction_applies_the_hardware_units():
         y[0, :3] = torch.tensor([5, 6, 9])              # three copies, all disagree
         out = tmr.correct(2, y)
         assert out.shape == (1, 12) and int(out[0, 0]) == expect
+        # The injection engine's float path corrects float tensors holding integers.
+        assert tmr.correct(2, y.double()).tolist() == out.double().tolist()
+
+
+def test_a_channel_is_either_an_lcu_half_or_a_tmr_copy():
+    with pytest.raises(ValueError, match="both an LCU half and a TMR copy"):
+        LayerProtection(source=torch.tensor([0, 0, 0]), lcu=torch.tensor([[0, 1]]),
+                        tmr=torch.tensor([[0, 1, 2]]))
 
 
 def _engine(scheme, voter="bitwise", seed=11):
