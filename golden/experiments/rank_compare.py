@@ -21,7 +21,10 @@ test image) lets a single borderline image decide a point: a protection that mov
 image's top-2 logits by an LSB makes nearly every fault upstream of it critical. So
 each point also reports the accuracy loss (fault-free accuracy minus the mean faulty
 accuracy, which weighs images) and its reduction factor against the unprotected
-network, the criterion to read when the two disagree.
+network, the criterion to read when the two disagree. Splitting can change a fault-free
+prediction (the halves round differently); the fault-free accuracy of each hardened
+network is reported, and a negative accuracy loss means faults restore more images
+than they break.
 """
 
 import click
@@ -110,14 +113,15 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
     md = common.markdown_table(
         ["network", "ranking", "top %", "protected neurons", "faults",
          "critical faults (95 % CI)", "drop (points)", "points per 1,000 protected",
-         "gap to exact (points)", "accuracy loss (points)", "accuracy-loss factor"],
+         "gap to exact (points)", "fault-free accuracy", "accuracy loss (points)",
+         "accuracy-loss factor"],
         [[common.MODEL_LABELS[r["model"]], r["method"], f"{r['fraction_pct']:g}",
           f"{r['protected_neurons']:,}", f"{r['faults']:,}",
           f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
           f"{r['drop_pts']:+.2f}",
           "" if r["per_1000"] is None else f"{r['per_1000']:+.2f}",
           "" if r["gap_to_exact_pts"] is None else f"{r['gap_to_exact_pts']:+.2f}",
-          f"{r['accuracy_loss_pts']:.4f}",
+          f"{r['fault_free_accuracy_pct']:.2f} %", f"{r['accuracy_loss_pts']:.4f}",
           "n/a" if r["loss_factor"] is None else f"{r['loss_factor']:.2f}x"]
          for r in rows])
     common.write_text(ctx, "rank_compare.md", md + "\n" + "\n".join(f"- {s}" for s in lines)
@@ -133,6 +137,7 @@ def _row(model, method, fraction, protected, size, result, base):
             "faults": result["completed"], "leveugle_faults": result["leveugle"],
             "critical": result["critical"], "critical_pct": 100 * result["critical_rate"],
             "critical_low_pct": 100 * low, "critical_high_pct": 100 * high,
+            "fault_free_accuracy_pct": 100 * result["fault_free_accuracy"],
             "accuracy_loss_pts": 100 * result["accuracy_loss"],
             "loss_factor": (base["accuracy_loss"] / result["accuracy_loss"]
                             if result["accuracy_loss"] > 0 else None),
