@@ -149,7 +149,8 @@ def test_campaign_stores_rows_with_the_model_level_keys(tmp_path):
     again = campaign(net, x, labels, db, fault_model="stuck1", sites="array.pe_*",
                      faults=12, seed=3, sim="icarus")
     assert again["evaluated_now"] == 0 and again["completed"] == 12
-    assert again["faults_per_second"] == pytest.approx(summary["faults_per_second"]) > 0
+    assert summary["faults_per_second"] > 0
+    assert again["faults_per_second"] == pytest.approx(summary["faults_per_second"])
     assert {k: again[k] for k in ("masked", "tolerable", "critical_003", "critical")} == \
         {k: summary[k] for k in ("masked", "tolerable", "critical_003", "critical")}
 
