@@ -26,7 +26,8 @@ __all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead",
            "share", "primary_metric", "format_table"]
 
 #: Columns of a report row, in the order of the CSV and the table.
-FIELDS = ("design", "target", "device", "rows", "cols", "k_depth", "cells", "transistors",
+FIELDS = ("design", "target", "device", "rows", "cols", "k_depth", "acc_width", "cells",
+          "transistors",
           "luts", "carry", "ffs", "dsps", "brams", "fmax_mhz", "status", "reference", "metric",
           "overhead_pct", "overhead_array_pct", "note")
 
@@ -123,7 +124,7 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32,
                metric=primary_metric(target_name))
     design = DESIGNS[name]
     if design.sized:
-        row.update(rows=rows, cols=cols)
+        row.update(rows=rows, cols=cols, acc_width=acc_width)
     if design.buffered:
         row.update(k_depth=k_depth)
     try:
@@ -252,11 +253,12 @@ def add_overheads(rows):
     return rows
 
 
-def report(names, targets, *, rows=4, cols=4, k_depth=DEFAULT_K_DEPTH, place=True,
-           cache=None, progress=None, yosys_timeout=3600, pnr_timeout=1800):
+def report(names, targets, *, rows=4, cols=4, k_depth=DEFAULT_K_DEPTH, acc_width=32,
+           place=True, cache=None, progress=None, yosys_timeout=3600, pnr_timeout=1800):
     """Measure designs on targets and add their overheads.
 
-    ``names`` are expanded with their references (:func:`synth.designs.expand`).
+    ``names`` are expanded with their references (:func:`synth.designs.expand`);
+    ``acc_width`` is the accumulator width of every design that has one.
     ``progress``, if given, is called with a label before each
     measurement. Returns the rows of :func:`measure` with :func:`add_overheads` applied.
     """
@@ -267,7 +269,7 @@ def report(names, targets, *, rows=4, cols=4, k_depth=DEFAULT_K_DEPTH, place=Tru
             if progress is not None:
                 progress(f"{name} on {target}")
             result.append(measure(name, target, rows=rows, cols=cols, k_depth=k_depth,
-                                  place=place,
+                                  acc_width=acc_width, place=place,
                                   cache=cache, yosys_timeout=yosys_timeout,
                                   pnr_timeout=pnr_timeout))
     return add_overheads(result)
@@ -291,6 +293,8 @@ def format_table(rows):
         size = f"{row['rows']}x{row['cols']}" if row["rows"] else ""
         if row.get("k_depth"):
             size += f" K{row['k_depth']}"
+        if row.get("acc_width") not in (None, 32):
+            size += f" A{row['acc_width']}"
         if row["overhead_pct"] is None:
             over = "-"
         elif row["overhead_array_pct"] is not None:

@@ -83,6 +83,9 @@ versions, so a repeated run takes seconds.""")
 @click.option("--cols", default=4, show_default=True, type=int, help="Array columns.")
 @click.option("--k-depth", default=DEFAULT_K_DEPTH, show_default=True, type=int,
               help="Operand-buffer depth (largest K) of the accelerators.")
+@click.option("--acc-width", default=32, show_default=True, type=int,
+              help="Accumulator width (32 is the numeric contract's; smaller synthesizes "
+                   "faster, e.g. for a quick relative comparison).")
 @click.option("--target", "targets", multiple=True, type=click.Choice(list(TARGETS)),
               help="Target (repeatable). Default: generic; with --sweep: all three.")
 @click.option("--designs", default=",".join(_ALL_DESIGNS), show_default=True,
@@ -99,14 +102,15 @@ versions, so a repeated run takes seconds.""")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--pnr-timeout", default=1800, show_default=True, type=int,
               help="Seconds one nextpnr run may take (status 'timeout' after).")
-def area(rows, cols, k_depth, targets, designs, as_json, no_pnr, sweep, sizes, output, cache_dir,
-         no_cache, pnr_timeout):
+def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, sweep, sizes, output,
+         cache_dir, no_cache, pnr_timeout):
     from synth import area as area_module
     from synth import sweep as sweep_module
     from synth.cache import Cache
     from synth.designs import expand
 
-    for name, value in (("--rows", rows), ("--cols", cols), ("--k-depth", k_depth)):
+    for name, value in (("--rows", rows), ("--cols", cols), ("--k-depth", k_depth),
+                        ("--acc-width", acc_width)):
         if value < 1:
             raise click.ClickException(f"{name} must be a positive integer, not {value}")
     if pnr_timeout < 1:
@@ -160,8 +164,8 @@ def area(rows, cols, k_depth, targets, designs, as_json, no_pnr, sweep, sizes, o
     step, close = _progress(len(names) * len(target_list), not as_json)
     try:
         result = area_module.report(names, target_list, rows=rows, cols=cols,
-                                    k_depth=k_depth, place=not no_pnr, cache=cache, progress=step,
-                                    pnr_timeout=pnr_timeout)
+                                    k_depth=k_depth, acc_width=acc_width, place=not no_pnr,
+                                    cache=cache, progress=step, pnr_timeout=pnr_timeout)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from error
     finally:
