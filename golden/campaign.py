@@ -205,16 +205,16 @@ def campaign_definition(model_sha256, *, level, fault_model, target, bits, posit
 
 
 def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated=0,
-              evaluation=None):
+              evaluation=(0.0, 0)):
     """Campaign summary from stored result rows.
 
     ``accuracy_loss`` is paper 004's: fault-free accuracy minus the mean faulty accuracy
     over the completed faults, as a fraction (x100 for percentage points).
-    ``faults_per_second`` is the rate of the runs that evaluated the stored faults when
-    ``evaluation`` (:meth:`ResultsDB.evaluation`) is given, so a rerun over a complete
-    database still reports it; otherwise this run's (``evaluated`` in ``seconds``).
+    ``seconds`` and ``evaluated`` describe this run; ``faults_per_second`` is the rate of
+    the runs that evaluated the stored faults (``evaluation``, :meth:`ResultsDB.evaluation`),
+    so a rerun over a complete database still reports it.
     """
-    rate_seconds, rate_faults = evaluation or (seconds, evaluated)
+    rate_seconds, rate_faults = evaluation
     n = len(rows)
     counts = {o: sum(r["outcome"] == o for r in rows) for o in ("masked", "tolerable",
                                                                "critical")}
@@ -349,13 +349,14 @@ def _evaluate(engine, net, x, labels, space, indices, todo, db, cid, key, worker
     bar = tqdm(total=planned, initial=planned - len(todo), desc="campaign", unit="fault",
                disable=None if progress is None else not progress)
 
-    last = [time.perf_counter()]
+    last = time.perf_counter()
 
     def store(ks, results):
+        nonlocal last
         now = time.perf_counter()
         db.add(cid, [(k, indices[k], space.fault(indices[k]).to_json(), r)
-                     for k, r in zip(ks, results)], seconds=now - last[0])
-        last[0] = now
+                     for k, r in zip(ks, results)], seconds=now - last)
+        last = now
         bar.update(len(ks))
 
     try:

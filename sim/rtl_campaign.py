@@ -325,9 +325,10 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
     bar = tqdm(total=planned, initial=planned - len(todo), desc="rtl campaign",
                unit="fault", disable=None if progress is None else not progress)
 
-    last = [time.perf_counter()]
+    last = time.perf_counter()
 
     def store(job, results):
+        nonlocal last
         rows = []
         for (layer, tile, ks), result in zip(job, results):
             faulty = golden.faulty_logits(names.index(layer), tile, result.outputs)
@@ -336,8 +337,8 @@ def _evaluate(golden, net, config, space, indices, todo, labels, db, cid, sim, w
                      for k, f, r in zip(ks, result.faults, outcomes)]
         # One commit per job: a killed campaign loses at most the jobs in flight.
         now = time.perf_counter()
-        db.add(cid, rows, seconds=now - last[0])
-        last[0] = now
+        db.add(cid, rows, seconds=now - last)
+        last = now
         bar.update(len(rows))
 
     def groups(job, encode):

@@ -124,7 +124,9 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32,
                metric=primary_metric(target_name))
     design = DESIGNS[name]
     if design.sized:
-        row.update(rows=rows, cols=cols, acc_width=acc_width)
+        row.update(rows=rows, cols=cols)
+    if design.accumulates:
+        row.update(acc_width=acc_width)
     if design.buffered:
         row.update(k_depth=k_depth)
     try:
@@ -290,11 +292,10 @@ def format_table(rows):
     lines, notes = [], []
     body = []
     for row in rows:
-        size = f"{row['rows']}x{row['cols']}" if row["rows"] else ""
-        if row.get("k_depth"):
-            size += f" K{row['k_depth']}"
-        if row.get("acc_width") not in (None, 32):
-            size += f" A{row['acc_width']}"
+        size = " ".join(part for part in (
+            f"{row['rows']}x{row['cols']}" if row["rows"] else "",
+            f"K{row['k_depth']}" if row.get("k_depth") else "",
+            f"A{row['acc_width']}" if row.get("acc_width") not in (None, 32) else "") if part)
         if row["overhead_pct"] is None:
             over = "-"
         elif row["overhead_array_pct"] is not None:

@@ -29,6 +29,8 @@ class Design:
         ``protect`` of the ``accelerator`` kind (``"none"``, ``"lcu"``, ``"tmr"``).
     buffered : bool
         Has operand buffers ``k_depth`` deep (the accelerators).
+    accumulates : bool
+        Has accumulators, ``acc_width`` wide (all but the LCU and the voter).
     description : str
     """
 
@@ -39,6 +41,7 @@ class Design:
     sized: bool = False
     protect: str = "none"
     buffered: bool = False
+    accumulates: bool = True
     description: str = ""
 
 
@@ -46,9 +49,9 @@ DESIGNS = {
     "pe": Design("pe", "pe", None, description="one int8 processing element (baseline)"),
     "array": Design("array", "array", None, sized=True,
                     description="unprotected rows x cols systolic array (baseline)"),
-    "lcu": Design("lcu", "lcu", "pe", also_vs_array=True,
+    "lcu": Design("lcu", "lcu", "pe", also_vs_array=True, accumulates=False,
                   description="Lightweight Correction Unit of one neuron pair, 8 bit"),
-    "voter": Design("voter", "voter", "pe", also_vs_array=True,
+    "voter": Design("voter", "voter", "pe", also_vs_array=True, accumulates=False,
                     description="neuron-level bitwise majority voter, 8 bit"),
     "tmr-pe": Design("tmr-pe", "tmr-pe", "pe", description="triplicated PE with voted outputs"),
     "tmr-array": Design("tmr-array", "tmr-array", "array", sized=True,

@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "f
            "prepare",
            "Context", "checkpoint", "ranking_path", "ranking_list", "campaign",
            "hardened_path", "write_csv", "write_text", "save_figure", "markdown_table",
-           "parse_floats", "parse_names", "wilson", "finish"]
+           "parse_floats", "parse_names", "wilson", "reduction_factor", "finish"]
 
 #: Parent of the default output directories.
 DEFAULT_ROOT = os.path.join("build", "experiments")
@@ -223,6 +223,11 @@ def campaign(ctx, model_path, *, faults=None, cap=None, images=None, fault_model
                            faults=n, seed=ctx.seed, db_path=ctx.db, images=images)
     summary.update({"leveugle": leveugle, "capped": n < leveugle})
     return summary
+
+
+def reduction_factor(base, value):
+    """How many times smaller ``value`` is than ``base`` (None when ``value`` <= 0)."""
+    return base / value if value > 0 else None
 
 
 def wilson(k, n, z=1.959964):

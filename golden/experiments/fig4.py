@@ -80,10 +80,6 @@ def _row(model, label, threshold, scheme, selected, result):
             "fault_free_accuracy_pct": 100 * result["fault_free_accuracy"]}
 
 
-def _factor(base, value):
-    return base / value if value > 0 else None
-
-
 def _plot(ctx, rows, models):
     plt = common.pyplot()
     figure, axes = plt.subplots(3, len(models), figsize=(4.2 * len(models), 9), squeeze=False)
@@ -221,8 +217,8 @@ def _statements(model, rows, statements):
             entry[scheme] = {
                 "accuracy_loss_pts": r["accuracy_loss_pts"], "critical_pct": r["critical_pct"],
                 "hidden_neurons": r["hidden_neurons"],
-                "accuracy_factor": _factor(base["accuracy_loss_pts"], r["accuracy_loss_pts"]),
-                "critical_factor": _factor(base["critical_pct"], r["critical_pct"])}
+                "accuracy_factor": common.reduction_factor(base["accuracy_loss_pts"], r["accuracy_loss_pts"]),
+                "critical_factor": common.reduction_factor(base["critical_pct"], r["critical_pct"])}
         out[point] = entry
         where = ("NVF >= 20 %" if point == "20" else
                  f"the matched point (top {PAPER_AT_20[model]} % of the NVF ranking, "

@@ -139,8 +139,8 @@ def _row(model, method, fraction, protected, size, result, base):
             "critical_low_pct": 100 * low, "critical_high_pct": 100 * high,
             "fault_free_accuracy_pct": 100 * result["fault_free_accuracy"],
             "accuracy_loss_pts": 100 * result["accuracy_loss"],
-            "loss_factor": (base["accuracy_loss"] / result["accuracy_loss"]
-                            if result["accuracy_loss"] > 0 else None),
+            "loss_factor": common.reduction_factor(base["accuracy_loss"],
+                                                   result["accuracy_loss"]),
             "drop_pts": drop, "per_1000": 1000 * drop / protected if protected else None,
             "gap_to_exact_pts": None}
 
