@@ -29,9 +29,9 @@ import time
 
 import torch
 
-from golden.injection import InjectionEngine, naive_logits
-from golden.quantize import quantize_checkpoint
-from golden.sampling import FaultSpace, leveugle_sample_size, sample_indices
+from neuroharden.golden.injection import InjectionEngine, naive_logits
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.golden.sampling import FaultSpace, leveugle_sample_size, sample_indices
 
 CACHE = os.path.join("build", "bench", "lenet5-digits-seed0.pt")
 
@@ -40,8 +40,8 @@ def checkpoint(path):
     if path:
         return path
     if not os.path.exists(CACHE):
-        from golden.models import save_checkpoint
-        from golden.train import train
+        from neuroharden.golden.models import save_checkpoint
+        from neuroharden.golden.train import train
 
         os.makedirs(os.path.dirname(CACHE), exist_ok=True)
         print(f"training LeNet-5 once -> {CACHE}")

@@ -20,10 +20,10 @@ import time
 
 import torch
 
-from golden.exact import exact_vulnerability
-from golden.nvf import nvf
-from golden.quantize import quantize_checkpoint
-from golden.ranking import compare_nvf_exact
+from neuroharden.golden.exact import exact_vulnerability
+from neuroharden.golden.nvf import nvf
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.golden.ranking import compare_nvf_exact
 
 
 def main():
@@ -34,8 +34,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
-            from golden.models import save_checkpoint
-            from golden.train import train
+            from neuroharden.golden.models import save_checkpoint
+            from neuroharden.golden.train import train
 
             model = os.path.join(tmp, "lenet5.pt")
             net, metadata = train("lenet5", seed=0, progress=False)

@@ -37,11 +37,11 @@ import time
 
 import numpy as np
 
-from hw.accelerator import tile_cycles
-from sim.accelerator_tb import random_tile
-from sim.rtl_faults import RTLFaultSpace, sample
-from sim.rtl_runner import accelerator_design, run_faults, run_faults_dask, run_groups
-from sim.sites import resolve
+from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.sim.accelerator_tb import random_tile
+from neuroharden.sim.rtl_faults import RTLFaultSpace, sample
+from neuroharden.sim.rtl_runner import accelerator_design, run_faults, run_faults_dask, run_groups
+from neuroharden.sim.sites import resolve
 
 
 def rate(results):

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from sim.gemm import run_gemm
-from sim.runner import SIMULATORS
+from neuroharden.sim.gemm import run_gemm
+from neuroharden.sim.runner import SIMULATORS
 
 
 def measure(sim, a, b, rows, cols):

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from golden.nvf import hidden_layers
+from .nvf import hidden_layers
 
 __all__ = ["mean_activations", "activation_rank"]
 

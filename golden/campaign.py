@@ -33,8 +33,8 @@ import time
 
 import torch
 
-from golden.injection import InjectionEngine
-from golden.sampling import FaultSpace, leveugle_sample_size, sample_indices
+from .injection import InjectionEngine
+from .sampling import FaultSpace, leveugle_sample_size, sample_indices
 
 __all__ = ["APPLICATION_ID", "ResultsDB", "campaign_definition", "run_campaign",
            "summarize", "file_sha256"]
@@ -240,7 +240,7 @@ _ENGINES = {}
 
 def _evaluate_on_worker(key, net, x, labels, fault_dicts):
     """Evaluate a chunk of faults with a per-process engine built once per campaign."""
-    from golden.faults import Fault
+    from .faults import Fault
 
     torch.set_num_threads(1)
     engine = _ENGINES.get(key)
@@ -296,7 +296,7 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
         raise ValueError(f"run_campaign runs model-level campaigns, not level {level!r}; "
                          f"RTL campaigns run through `neuroharden campaign --level rtl` "
                          f"(sim.rtl_campaign.run_rtl_campaign)")
-    from golden.quantize import quantize_checkpoint
+    from .quantize import quantize_checkpoint
 
     if not os.path.isfile(model_path):
         raise ValueError(f"{model_path}: no such checkpoint")

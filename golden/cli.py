@@ -8,8 +8,8 @@ import json
 
 import click
 
-from golden.datasets import DATASETS
-from golden.models import MODEL_NAMES
+from .datasets import DATASETS
+from .models import MODEL_NAMES
 
 
 @click.command()
@@ -26,8 +26,8 @@ from golden.models import MODEL_NAMES
               help="Checkpoint file to write (MODEL.pt).")
 def train(model, dataset, data_dir, epochs, seed, output):
     """Train a float network deterministically and save its checkpoint."""
-    from golden.models import save_checkpoint
-    from golden.train import train as train_model
+    from .models import save_checkpoint
+    from .train import train as train_model
 
     try:
         net, metadata = train_model(model, dataset, data_dir, epochs, seed)
@@ -48,7 +48,7 @@ def train(model, dataset, data_dir, epochs, seed, output):
               help="Print float_accuracy, int8_accuracy, images and predictions as JSON.")
 def evaluate(model_path, data_dir, as_json):
     """Test accuracy of a checkpoint in float and in the bit-exact int8 model."""
-    from golden.evaluation import evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(model_path, data_dir)
@@ -71,8 +71,8 @@ def evaluate(model_path, data_dir, as_json):
               help="npz file to write (QNET.npz); its format is golden.export's docstring.")
 def export(model_path, data_dir, output):
     """Quantize a checkpoint and write the integer network as a self-contained npz."""
-    from golden.export import export_intnet
-    from golden.intmodel import load_intnet
+    from .export import export_intnet
+    from .intmodel import load_intnet
 
     try:
         intnet = load_intnet(model_path, data_dir)
@@ -80,4 +80,4 @@ def export(model_path, data_dir, output):
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{len(intnet.layers)} integer layers -> {output}")
-from golden.cli_campaign import sample_size, campaign  # noqa: F401,E402
+from .cli_campaign import sample_size, campaign  # noqa: F401,E402

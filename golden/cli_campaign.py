@@ -8,7 +8,7 @@ import json
 
 import click
 
-from golden.faults import FAULT_MODELS, TARGETS
+from .faults import FAULT_MODELS, TARGETS
 
 
 def _int_list(text, what):
@@ -34,7 +34,7 @@ def _int_list(text, what):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def sample_size(population, confidence, margin, p, round_to, as_json):
     """Leveugle et al. (DATE 2009) statistical fault-injection sample size."""
-    from golden.sampling import leveugle_sample_size
+    from .sampling import leveugle_sample_size
 
     if population is None or str(population).lower() in ("inf", "infinite"):
         n_pop = None
@@ -98,7 +98,7 @@ def campaign(model_path, level, fault_model, target, bits, bit_positions, layers
         # wraps this one and runs RTL campaigns itself.
         raise click.ClickException("--level rtl runs through `neuroharden campaign` "
                                    "(sim.rtl_campaign), which needs the sim package")
-    from golden.campaign import run_campaign
+    from .campaign import run_campaign
 
     positions = _int_list(bit_positions, "--bit-positions")
     layer_list = [t.strip() for t in layers.split(",") if t.strip()] if layers else None

@@ -2,8 +2,8 @@
 
 import torch
 
-from golden.quantize import quantize_checkpoint
-from golden.train import accuracy
+from .quantize import quantize_checkpoint
+from .train import accuracy
 
 __all__ = ["EVAL_BATCH", "int8_predictions", "evaluate_checkpoint"]
 

@@ -12,9 +12,9 @@ so the count is of evaluations asked for, as for :mod:`golden.nvf`.
 import torch
 from tqdm import tqdm
 
-from golden.faults import Fault
-from golden.injection import InjectionEngine
-from golden.nvf import BITS, hidden_layers
+from .faults import Fault
+from .injection import InjectionEngine
+from .nvf import BITS, hidden_layers
 
 __all__ = ["exact_vulnerability"]
 

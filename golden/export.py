@@ -42,9 +42,9 @@ int8 logits and the prediction is their argmax (ties to the lowest index).
 import numpy as np
 import torch
 
-from golden.hardened import HardenedNet
-from golden.intmodel import IntLayer, IntNet
-from golden.atomic import atomic_output
+from .hardened import HardenedNet
+from .intmodel import IntLayer, IntNet
+from .atomic import atomic_output
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export_intnet", "import_intnet"]
 

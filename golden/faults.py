@@ -35,7 +35,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from golden.numerics import ACC_WIDTH, WIDTH, wrap
+from .numerics import ACC_WIDTH, WIDTH, wrap
 
 __all__ = [
     "FAULT_MODELS", "TARGETS", "BIT_MODELS", "Fault", "target_width", "apply_fault_value",

@@ -33,8 +33,8 @@ import math
 
 import torch
 
-from golden.hardened import VOTERS, HardenedNet, LayerProtection
-from golden.quantize import SHIFT_LIMIT
+from .hardened import VOTERS, HardenedNet, LayerProtection
+from .quantize import SHIFT_LIMIT
 
 __all__ = ["SCHEMES", "select_top", "select_bottom", "to_channels", "harden", "cost"]
 

@@ -22,7 +22,7 @@ _SCHEMES = ("lcu", "tmr", "tmr-prune")
 
 
 def _accuracy(net, x, labels):
-    from golden.evaluation import int8_predictions
+    from .evaluation import int8_predictions
 
     predictions = int8_predictions(net, x)
     return predictions, float((predictions == labels).double().mean())
@@ -51,11 +51,11 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
     """Harden the critical neurons (LCU splitting, selective TMR, TMR + pruning)."""
     import torch
 
-    from golden.campaign import file_sha256
-    from golden.harden import cost, harden as build, select_bottom, select_top, to_channels
-    from golden.hardened import is_hardened, save_hardened
-    from golden.quantize import quantize_checkpoint
-    from golden.ranking import load_critical
+    from .campaign import file_sha256
+    from .harden import cost, harden as build, select_bottom, select_top, to_channels
+    from .hardened import is_hardened, save_hardened
+    from .quantize import quantize_checkpoint
+    from .ranking import load_critical
 
     if (threshold is None) == (fraction is None):
         raise click.ClickException("give exactly one of --threshold and --fraction")

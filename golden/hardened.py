@@ -57,13 +57,13 @@ A plain dict that ``torch.load(path, weights_only=True)`` reads:
 
 import os
 import zipfile
-from golden.atomic import atomic_output
+from .atomic import atomic_output
 from dataclasses import dataclass, field, fields
 
 import torch
 
-from golden.intmodel import IntLayer, IntNet
-from golden.numerics import HALF_MAX, INT8_MAX, lcu, vote_bitwise, vote_word
+from .intmodel import IntLayer, IntNet
+from .numerics import HALF_MAX, INT8_MAX, lcu, vote_bitwise, vote_word
 
 __all__ = ["HARDENED_FORMAT", "VOTERS", "LayerProtection", "HardenedNet", "is_hardened",
            "save_hardened", "load_hardened", "load_hardened_checkpoint"]
@@ -356,8 +356,8 @@ def load_hardened_checkpoint(path, data_dir=None):
         checkpoint's metadata (plus ``hardened``: scheme, voter, model_sha256 and the
         selection) and the dataset.
     """
-    from golden.datasets import load_dataset
-    from golden.models import Net
+    from .datasets import load_dataset
+    from .models import Net
 
     net, rest = load_hardened(path)
     checkpoint = rest["checkpoint"]

@@ -85,8 +85,8 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
-from golden.faults import apply_fault_value
-from golden.numerics import ACC_WIDTH, INT8_MAX, WIDTH, requantize, wrap
+from .faults import apply_fault_value
+from .numerics import ACC_WIDTH, INT8_MAX, WIDTH, requantize, wrap
 
 __all__ = ["InjectionEngine", "naive_logits", "classify", "TOLERANCE", "OUTCOMES"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from golden.numerics import add_bias, requantize
+from .numerics import add_bias, requantize
 
 __all__ = ["IntLayer", "IntNet", "load_intnet"]
 
@@ -197,6 +197,6 @@ def load_intnet(model_path, data_dir=None):
         Unreadable checkpoint or dataset.
     """
     # quantize builds IntLayer/IntNet, so it is imported here, not at module level.
-    from golden.quantize import quantize_checkpoint
+    from .quantize import quantize_checkpoint
 
     return quantize_checkpoint(model_path, data_dir)[0]

@@ -29,7 +29,7 @@ feature map share it, as in the paper); its mean relevance ``r_hat`` breaks the 
 import torch
 import torch.nn.functional as F
 
-from golden.nvf import hidden_layers
+from .nvf import hidden_layers
 
 __all__ = ["relevance", "feature_relevance", "real_weight", "criticality", "lrp_rank"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from golden.atomic import atomic_output
+from .atomic import atomic_output
 
 __all__ = [
     "LayerSpec", "ARCHITECTURES", "MODEL_NAMES", "Net",

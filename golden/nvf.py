@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from golden.faults import Fault
-from golden.injection import InjectionEngine
+from .faults import Fault
+from .injection import InjectionEngine
 
 __all__ = ["hidden_layers", "FaultFree", "gradients", "flips", "deviation_search",
            "bit_positions", "nvf_from_counts", "nvf"]

@@ -60,12 +60,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from golden.datasets import load_dataset
-from golden.evaluation import int8_predictions
-from golden.lrp import criticality, feature_relevance, relevance
-from golden.models import load_checkpoint, protectable_neurons, save_checkpoint
-from golden.quantize import CALIBRATION_IMAGES, quantize
-from golden.train import BATCH_SIZE, LEARNING_RATE, accuracy
+from .datasets import load_dataset
+from .evaluation import int8_predictions
+from .lrp import criticality, feature_relevance, relevance
+from .models import load_checkpoint, protectable_neurons, save_checkpoint
+from .quantize import CALIBRATION_IMAGES, quantize
+from .train import BATCH_SIZE, LEARNING_RATE, accuracy
 
 __all__ = [
     "DEFAULT_FINE_TUNE_EPOCHS", "DEFAULT_MAX_ITERATIONS", "DEFAULT_IMAGES",
@@ -331,7 +331,7 @@ def optimize_checkpoint(model_path, output, *, dataset=None, data_dir=None,
     ValueError
         Unreadable checkpoint or dataset, or a bad parameter.
     """
-    from golden.campaign import file_sha256
+    from .campaign import file_sha256
 
     start = time.perf_counter()
     net, metadata = load_checkpoint(model_path)

@@ -9,8 +9,8 @@ import os
 
 import click
 
-from golden.datasets import DATASETS
-from golden.optimize import (BOTTLENECK_RATIO, DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_IMAGES,
+from .datasets import DATASETS
+from .optimize import (BOTTLENECK_RATIO, DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_IMAGES,
                              DEFAULT_MAX_ITERATIONS)
 
 
@@ -43,7 +43,7 @@ from golden.optimize import (BOTTLENECK_RATIO, DEFAULT_FINE_TUNE_EPOCHS, DEFAULT
 def optimize(model_path, dataset, data_dir, epochs, iterations, images, seed,
              bottleneck_ratio, output, as_json):
     """Equalize feature criticality (paper 002, eq. 6 + fine-tuning) into a new checkpoint."""
-    from golden.optimize import optimize_checkpoint
+    from .optimize import optimize_checkpoint
 
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):

@@ -22,11 +22,11 @@ import math
 
 import torch
 
-from golden.datasets import load_dataset
-from golden.hardened import is_hardened, load_hardened_checkpoint
-from golden.intmodel import IntLayer, IntNet
-from golden.models import load_checkpoint
-from golden.numerics import MULTIPLIER_WIDTH
+from .datasets import load_dataset
+from .hardened import is_hardened, load_hardened_checkpoint
+from .intmodel import IntLayer, IntNet
+from .models import load_checkpoint
+from .numerics import MULTIPLIER_WIDTH
 
 __all__ = [
     "CALIBRATION_IMAGES", "fixed_point", "weight_scales", "quantize", "quantize_checkpoint",

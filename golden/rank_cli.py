@@ -8,7 +8,7 @@ import json
 
 import click
 
-from golden.ranking import DEFAULT_PNEU, METHODS
+from .ranking import DEFAULT_PNEU, METHODS
 
 
 @click.command()
@@ -35,8 +35,8 @@ def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_
     """Rank the critical neurons of a quantized network into CRITICAL.json."""
     import os
 
-    from golden.ranking import rank as run_rank
-    from golden.ranking import write_critical
+    from .ranking import rank as run_rank
+    from .ranking import write_critical
 
     # Refuse an output that cannot be written before the (possibly long) ranking run.
     directory = os.path.dirname(os.path.abspath(output))

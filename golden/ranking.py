@@ -46,7 +46,7 @@ import re
 import time
 
 import torch
-from golden.atomic import atomic_output
+from .atomic import atomic_output
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "METHODS", "score_neurons", "neuron_list",
            "make_document", "write_critical", "validate_document", "load_critical",
@@ -90,25 +90,25 @@ def score_neurons(net, x, labels, method, *, seed=0, pneu=DEFAULT_PNEU, progress
         empty: a secondary key for equal scores), the method's ``parameters`` and its
         full result (the NVF or exact result dict, reused by the validation; else empty).
     """
-    from golden.nvf import hidden_layers
+    from .nvf import hidden_layers
 
     if method == "nvf":
-        from golden.nvf import nvf
+        from .nvf import nvf
 
         result = nvf(net, x, progress=progress)
         return result["scores"], {}, {"search": "bisect"}, result
     if method == "exact":
-        from golden.exact import exact_vulnerability
+        from .exact import exact_vulnerability
 
         result = exact_vulnerability(net, x, progress=progress)
         return result["scores"], {}, {"bits": 8}, result
     if method == "activation":
-        from golden.activation_rank import activation_rank
+        from .activation_rank import activation_rank
 
         result = activation_rank(net, x, labels, pneu=pneu)
         return result["scores"], result["network"], {"pneu": pneu}, {}
     if method == "lrp":
-        from golden.lrp import lrp_rank
+        from .lrp import lrp_rank
 
         result = lrp_rank(net, x, labels)
         return result["scores"], result["relevance"], {"rule": "z+"}, {}
@@ -238,7 +238,7 @@ def load_critical(path, model_path):
         Unreadable or malformed file, unsupported schema version, or a ranking of
         another model (one-line message).
     """
-    from golden.campaign import file_sha256
+    from .campaign import file_sha256
 
     where = str(path)
     try:
@@ -258,7 +258,7 @@ def load_critical(path, model_path):
 
 
 def _sample_neurons(net, k, seed):
-    from golden.nvf import hidden_layers
+    from .nvf import hidden_layers
 
     layers = hidden_layers(net)
     sizes = torch.tensor([net.layers[i].neurons for i in layers])
@@ -298,8 +298,8 @@ def compare_nvf_exact(net, x, k, seed=0, *, nvf_result=None, exact_result=None,
     """
     from scipy.stats import spearmanr
 
-    from golden.exact import exact_vulnerability
-    from golden.nvf import nvf
+    from .exact import exact_vulnerability
+    from .nvf import nvf
 
     chosen = _sample_neurons(net, k, seed)
     if nvf_result is None:
@@ -354,8 +354,8 @@ def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_
     ValueError
         Bad checkpoint, method or argument.
     """
-    from golden.campaign import file_sha256
-    from golden.quantize import quantize_checkpoint
+    from .campaign import file_sha256
+    from .quantize import quantize_checkpoint
 
     if method not in METHODS:
         raise ValueError(f"unknown ranking method {method!r} (choose from {', '.join(METHODS)})")

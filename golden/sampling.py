@@ -32,7 +32,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from golden.faults import BIT_MODELS, FAULT_MODELS, TARGETS, Fault, site_count, target_width
+from .faults import BIT_MODELS, FAULT_MODELS, TARGETS, Fault, site_count, target_width
 
 __all__ = ["leveugle_sample_size", "t_quantile", "FaultSpace", "sample_indices"]
 

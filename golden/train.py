@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from golden.datasets import load_dataset
-from golden.models import Net
+from .datasets import load_dataset
+from .models import Net
 
 __all__ = ["DEFAULT_EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "train", "accuracy"]
 

@@ -4,14 +4,14 @@ Nothing here imports torch, ``sim`` or ``synth``; the numeric contract comes fro
 :mod:`golden.numerics`.
 """
 
-from hw.accelerator import Accelerator
-from hw.lcu import LCU
-from hw.pe import PE
-from hw.protection import ProtectionUnit
-from hw.requantizer import Requantizer
-from hw.systolic_array import SystolicArray
-from hw.tmr import TMR
-from hw.voter import MajorityVoter
+from .accelerator import Accelerator
+from .lcu import LCU
+from .pe import PE
+from .protection import ProtectionUnit
+from .requantizer import Requantizer
+from .systolic_array import SystolicArray
+from .tmr import TMR
+from .voter import MajorityVoter
 
 __all__ = ["PE", "SystolicArray", "Requantizer", "LCU", "MajorityVoter", "TMR", "ProtectionUnit",
            "Accelerator"]

@@ -7,11 +7,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.numerics import MULTIPLIER_WIDTH, SHIFT_WIDTH
-from hw.pe import check_int, check_widths, read_register
-from hw.protection import ProtectionUnit, group_layout, index_width
-from hw.requantizer import BIAS_WIDTH, Requantizer
-from hw.systolic_array import SystolicArray
+from neuroharden.golden.numerics import MULTIPLIER_WIDTH, SHIFT_WIDTH
+from .pe import check_int, check_widths, read_register
+from .protection import ProtectionUnit, group_layout, index_width
+from .requantizer import BIAS_WIDTH, Requantizer
+from .systolic_array import SystolicArray
 
 __all__ = ["Accelerator", "PROTECT", "WRITE_SELECT", "OUTPUT_WIDTH", "tile_cycles"]
 

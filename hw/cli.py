@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from hw.accelerator import PROTECT
-from hw.verilog import KINDS, generate as generate_verilog
+from .accelerator import PROTECT
+from .verilog import KINDS, generate as generate_verilog
 
 __all__ = ["generate"]
 

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.pe import check_int
+from .pe import check_int
 
 __all__ = ["LCU"]
 

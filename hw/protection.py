@@ -4,9 +4,9 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.lcu import LCU
-from hw.pe import check_int
-from hw.voter import MajorityVoter
+from .lcu import LCU
+from .pe import check_int
+from .voter import MajorityVoter
 
 __all__ = ["ProtectionUnit", "SCHEMES", "group_layout", "encode_group", "index_width"]
 

@@ -4,8 +4,8 @@ from amaranth.hdl import Const, Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.numerics import HALF_MAX, INT8_MAX, MULTIPLIER_WIDTH, SHIFT_WIDTH
-from hw.pe import MAX_ACC_WIDTH, check_int
+from neuroharden.golden.numerics import HALF_MAX, INT8_MAX, MULTIPLIER_WIDTH, SHIFT_WIDTH
+from .pe import MAX_ACC_WIDTH, check_int
 
 __all__ = ["Requantizer", "BIAS_WIDTH"]
 

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.wiring import In, Out
 
-from hw.pe import PE, check_int, check_widths, read_register
+from .pe import PE, check_int, check_widths, read_register
 
 __all__ = ["SystolicArray"]
 

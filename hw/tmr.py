@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.voter import MajorityVoter
+from .voter import MajorityVoter
 
 __all__ = ["TMR", "REPLICAS"]
 

@@ -7,13 +7,13 @@ here whose parameters turn out invalid: the error raised is the report.)
 
 from amaranth.back import verilog
 
-from hw.accelerator import Accelerator
-from hw.lcu import LCU
-from hw.pe import PE
-from hw.requantizer import Requantizer
-from hw.systolic_array import SystolicArray
-from hw.tmr import TMR
-from hw.voter import MajorityVoter
+from .accelerator import Accelerator
+from .lcu import LCU
+from .pe import PE
+from .requantizer import Requantizer
+from .systolic_array import SystolicArray
+from .tmr import TMR
+from .voter import MajorityVoter
 
 __all__ = ["KINDS", "build", "generate"]
 

@@ -67,11 +67,11 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from golden.numerics import wrap
-from hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
-from hw.protection import encode_group
-from sim.array_tb import pack, unpack
-from sim.tile import Tile
+from neuroharden.golden.numerics import wrap
+from neuroharden.hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
+from neuroharden.hw.protection import encode_group
+from .array_tb import pack, unpack
+from .tile import Tile
 
 __all__ = ["tile_writes", "random_tile", "AcceleratorTB", "run_tiles"]
 

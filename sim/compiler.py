@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.tile import VOTE_MODES, Tile, reference
+from .tile import VOTE_MODES, Tile, reference
 
 __all__ = ["PROGRAM_FORMAT", "CompiledLayer", "Placement", "Program", "k_depth_of",
            "compile_network", "load_program", "infer"]
@@ -393,7 +393,7 @@ def compile_network(net, *, rows, cols, k_depth=None):
         the copies of a protected neuron, or an inconsistent network.
     """
     # Imported here: the simulator process loads programs without importing torch.
-    from golden.hardened import HardenedNet
+    from neuroharden.golden.hardened import HardenedNet
 
     rows, cols = _positive("rows", rows), _positive("cols", cols)
     if not net.layers:

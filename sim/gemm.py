@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hw.verilog import generate
-from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS, build, run
-from golden.atomic import atomic_output
+from neuroharden.hw.verilog import generate
+from .runner import DEFAULT_BUILD_ROOT, SIMULATORS, build, run
+from neuroharden.golden.atomic import atomic_output
 
 __all__ = ["run_gemm", "gemm"]
 
@@ -39,7 +39,7 @@ def run_gemm(a, b, *, rows=8, cols=8, sim="verilator", build_root=DEFAULT_BUILD_
         config = {"a": str(work / "a.npy"), "b": str(work / "b.npy"),
                   "c": str(work / "c.npy"), "stats": str(work / "stats.json"),
                   "rows": rows, "cols": cols, "width": 8, "acc_width": 32}
-        run(design, "sim.tb_gemm", config=config, log=work / "sim.log")
+        run(design, "neuroharden.sim.tb_gemm", config=config, log=work / "sim.log")
         product = np.load(work / "c.npy", allow_pickle=False)
         stats = json.loads((work / "stats.json").read_text())
     return product, stats

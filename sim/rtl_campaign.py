@@ -46,16 +46,16 @@ import click
 import numpy as np
 import torch
 
-from golden.campaign import ResultsDB, file_sha256, summarize
-from golden.injection import classify
-from golden.sampling import leveugle_sample_size, sample_indices
-from hw.accelerator import tile_cycles
-from sim.compiler import compile_network
-from sim.rtl_faults import RTLFaultSpace
-from sim.rtl_runner import accelerator_design, run_chunk, run_groups
-from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS
-from sim.sites import resolve
-from sim.tile import reference
+from neuroharden.golden.campaign import ResultsDB, file_sha256, summarize
+from neuroharden.golden.injection import classify
+from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
+from neuroharden.hw.accelerator import tile_cycles
+from .compiler import compile_network
+from .rtl_faults import RTLFaultSpace
+from .rtl_runner import accelerator_design, run_chunk, run_groups
+from .runner import DEFAULT_BUILD_ROOT, SIMULATORS
+from .sites import resolve
+from .tile import reference
 
 __all__ = ["MODELS", "DEFAULT_IMAGES", "NetworkFaultSpace", "GoldenRun",
            "run_network_campaign", "run_rtl_campaign", "campaign"]
@@ -391,7 +391,7 @@ def run_rtl_campaign(model_path, *, images=DEFAULT_IMAGES, data_dir=None, **opti
     **options
         Keyword arguments of :func:`run_network_campaign`.
     """
-    from golden.quantize import quantize_checkpoint
+    from neuroharden.golden.quantize import quantize_checkpoint
 
     if not os.path.isfile(model_path):
         raise ValueError(f"{model_path}: no such checkpoint")
@@ -407,7 +407,7 @@ def run_rtl_campaign(model_path, *, images=DEFAULT_IMAGES, data_dir=None, **opti
 
 def _extend(command):
     """``neuroharden campaign``: golden's model-level command plus the RTL options."""
-    from golden.cli_campaign import campaign as model_campaign
+    from neuroharden.golden.cli_campaign import campaign as model_campaign
 
     params = [param for param in model_campaign.params if param.name != "level"]
     params.insert(1, click.Option(
@@ -443,7 +443,7 @@ def campaign(ctx, **kwargs):
     golden integer model. --fault bitflip upsets a bit at a sampled cycle of the tile,
     stuck0 / stuck1 hold it for the whole tile.
     """
-    from golden.cli_campaign import campaign as model_campaign
+    from neuroharden.golden.cli_campaign import campaign as model_campaign
 
     given = {name for name in kwargs
              if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}

@@ -39,7 +39,7 @@ Inside a cocotb test, :class:`Injection` applies one fault to the running design
 import json
 from dataclasses import asdict, dataclass
 
-from golden.sampling import leveugle_sample_size, sample_indices
+from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
 
 __all__ = [
     "MODELS", "SPACE_MODELS", "ROW_FIELDS", "RTLFault", "RTLFaultSpace", "paper003_space",
@@ -304,7 +304,7 @@ class Injection:
     """
 
     def __init__(self, dut, fault, *, clock=None):
-        from sim.sites import site_handle
+        from .sites import site_handle
 
         self._fault = fault
         self._handle = site_handle(dut, fault.site)
@@ -331,7 +331,7 @@ class Injection:
 
     async def on_cycle(self, cycle):
         """The testbench's per-cycle hook: flip the bit at the fault's cycle."""
-        from sim.inject import flip
+        from .inject import flip
 
         if self._fault.model == "bitflip" and cycle == self._fault.cycle:
             flip(self._handle, [self._fault.bit])

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.verilog import generate
-from sim.runner import DEFAULT_BUILD_ROOT, SimulationError, build, run
-from sim.sites import design_catalogue
-from sim.tile import Tile, reference
+from neuroharden.hw.verilog import generate
+from .runner import DEFAULT_BUILD_ROOT, SimulationError, build, run
+from .sites import design_catalogue
+from .tile import Tile, reference
 
 __all__ = ["DRIVERS", "FaultResults", "save_tile", "load_tile", "accelerator_design",
            "run_groups", "run_faults", "run_chunk", "run_faults_dask"]
@@ -248,7 +248,7 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
                "accumulators": bool(accumulators), "driver": driver,
                "persistent": [site.path for site in catalogue if _LOADED.fullmatch(site.path)],
                "control": [site.path for site in catalogue if site.kind == "control"]}
-        run(design, "sim.tb_rtl_faults", config=job, log=log or work / "sim.log",
+        run(design, "neuroharden.sim.tb_rtl_faults", config=job, log=log or work / "sim.log",
             test_dir=work)
         results = []
         for group in files:
@@ -297,7 +297,7 @@ def run_chunk(config, groups, *, sim="verilator", accumulators=True,
     catalogue are cached in the worker's process, so every chunk a worker runs reuses
     its simulator build.
     """
-    from sim.rtl_faults import RTLFault
+    from .rtl_faults import RTLFault
 
     return run_groups(config, [(tile, [RTLFault.from_dict(data) for data in dicts])
                                for tile, dicts in groups],

@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hw.verilog import generate
-from sim.compiler import compile_network
-from sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS, build, run
+from neuroharden.hw.verilog import generate
+from .compiler import compile_network
+from .runner import DEFAULT_BUILD_ROOT, SIMULATORS, build, run
 
 __all__ = ["run_program", "run_rtl"]
 
@@ -59,7 +59,7 @@ def run_program(program, x, *, sim="verilator", build_root=DEFAULT_BUILD_ROOT):
         config = {**geometry, "program": str(work / "program.npz"),
                   "images": str(work / "images.npy"), "logits": str(work / "logits.npy"),
                   "stats": str(work / "stats.json")}
-        run(design, "sim.tb_run_rtl", config=config, log=work / "sim.log")
+        run(design, "neuroharden.sim.tb_run_rtl", config=config, log=work / "sim.log")
         logits = np.load(work / "logits.npy", allow_pickle=False)
         stats = json.loads((work / "stats.json").read_text())
     return logits, {**stats, "protect": protect, "k_depth": program.k_depth}
@@ -86,7 +86,7 @@ def run_rtl(model_path, images, rows, cols, sim, data_dir, as_json):
     fraction of images whose int8 logits equal the golden model's (agreement), the
     tiles, the simulated cycles and the time taken.
     """
-    from golden.quantize import quantize_checkpoint
+    from neuroharden.golden.quantize import quantize_checkpoint
 
     if sim not in SIMULATORS:
         raise click.ClickException(f"unknown simulator {sim!r}; choose one of "

@@ -177,7 +177,7 @@ def run(design, module, *, config=None, testcase=None, log=None, seed=None, test
     design : Build
         The elaborated design.
     module : str
-        Importable name of the cocotb test module (e.g. ``"sim.tb_array"``).
+        Importable name of the cocotb test module (e.g. ``"neuroharden.sim.tb_array"``).
     config : dict, optional
         JSON-serializable configuration handed to the tests through
         ``NEUROHARDEN_TB_CONFIG``.

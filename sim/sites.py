@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from golden.sampling import leveugle_sample_size
-from hw.verilog import KINDS, build
+from neuroharden.golden.sampling import leveugle_sample_size
+from neuroharden.hw.verilog import KINDS, build
 
 __all__ = [
     "Site", "Catalogue", "UnknownSiteError", "KIND_NAMES", "catalogue", "design_catalogue",

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.numerics import ACC_WIDTH
-from sim.runner import DEFAULT_BUILD_ROOT, run
-from sim.tile import postprocess
+from neuroharden.golden.numerics import ACC_WIDTH
+from .runner import DEFAULT_BUILD_ROOT, run
+from .tile import postprocess
 
 __all__ = ["MODELS", "parse_site", "stuck_values", "tile_outputs", "StuckWeightNetwork",
            "rtl_logits"]
@@ -257,7 +257,7 @@ def rtl_logits(program, x, faults, *, width=8, acc_width=ACC_WIDTH, sim="verilat
     numpy.ndarray
         int64 ``[F, B, classes]``.
     """
-    from sim.rtl_runner import accelerator_design
+    from .rtl_runner import accelerator_design
 
     faults = tuple(faults)
     if not faults:
@@ -279,6 +279,6 @@ def rtl_logits(program, x, faults, *, width=8, acc_width=ACC_WIDTH, sim="verilat
         job = {**config, "program": str(work / "program.npz"),
                "images": str(work / "images.npy"), "faults": str(work / "faults.json"),
                "logits": str(work / "logits.npy")}
-        run(design, "sim.tb_stuck_network", config=job, log=log or work / "sim.log",
+        run(design, "neuroharden.sim.tb_stuck_network", config=job, log=log or work / "sim.log",
             test_dir=work)
         return np.load(work / "logits.npy", allow_pickle=False)

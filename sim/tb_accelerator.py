@@ -10,11 +10,11 @@ from dataclasses import replace
 import cocotb
 import numpy as np
 
-from hw.accelerator import WRITE_SELECT, tile_cycles
-from sim.accelerator_tb import AcceleratorTB, random_tile, run_tiles
-from sim.inject import flip
-from sim.runner import tb_config
-from sim.tile import reference
+from neuroharden.hw.accelerator import WRITE_SELECT, tile_cycles
+from .accelerator_tb import AcceleratorTB, random_tile, run_tiles
+from .inject import flip
+from .runner import tb_config
+from .tile import reference
 
 
 async def started_tb(dut):

@@ -3,9 +3,9 @@
 import cocotb
 import numpy as np
 
-from golden.numerics import wrap
-from sim.array_tb import ArrayTB, tiled_gemm
-from sim.runner import tb_config
+from neuroharden.golden.numerics import wrap
+from .array_tb import ArrayTB, tiled_gemm
+from .runner import tb_config
 
 
 def make_tb(dut):

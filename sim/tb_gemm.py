@@ -11,8 +11,8 @@ import time
 import cocotb
 import numpy as np
 
-from sim.array_tb import ArrayTB, tiled_gemm
-from sim.runner import tb_config
+from .array_tb import ArrayTB, tiled_gemm
+from .runner import tb_config
 
 
 @cocotb.test()

@@ -3,8 +3,8 @@
 import cocotb
 from cocotb.triggers import Timer
 
-from golden.numerics import lcu, wrap
-from sim.runner import tb_config
+from neuroharden.golden.numerics import lcu, wrap
+from .runner import tb_config
 
 
 async def apply(dut, a, b, width):

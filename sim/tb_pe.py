@@ -4,9 +4,9 @@ import random
 
 import cocotb
 
-from golden.numerics import wrap
-from sim.pe_tb import PETB
-from sim.runner import tb_config
+from neuroharden.golden.numerics import wrap
+from .pe_tb import PETB
+from .runner import tb_config
 
 
 def reference_mac(pairs, acc_width):

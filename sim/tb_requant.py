@@ -5,8 +5,8 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
-from sim.runner import tb_config
+from neuroharden.golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from .runner import tb_config
 
 
 async def apply(dut, acc, bias, multiplier, shift, relu, half=False):

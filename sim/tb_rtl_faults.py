@@ -60,14 +60,14 @@ from cocotb.handle import Deposit
 from cocotb.triggers import Timer
 from cocotb.types import Logic
 
-from golden.numerics import wrap
-from hw.accelerator import OUTPUT_WIDTH, WRITE_SELECT, tile_cycles
-from sim.accelerator_tb import TIMEOUT_SLACK, AcceleratorTB, tile_writes
-from sim.array_tb import unpack
-from sim.rtl_faults import Injection, RTLFault
-from sim.rtl_runner import load_tile
-from sim.runner import tb_config
-from sim.sites import site_handle
+from neuroharden.golden.numerics import wrap
+from neuroharden.hw.accelerator import OUTPUT_WIDTH, WRITE_SELECT, tile_cycles
+from .accelerator_tb import TIMEOUT_SLACK, AcceleratorTB, tile_writes
+from .array_tb import unpack
+from .rtl_faults import Injection, RTLFault
+from .rtl_runner import load_tile
+from .runner import tb_config
+from .sites import site_handle
 
 #: Clock period of ``AcceleratorTB.start`` (ns).
 PERIOD = 10

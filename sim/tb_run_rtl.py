@@ -19,9 +19,9 @@ import time
 import cocotb
 import numpy as np
 
-from sim.accelerator_tb import AcceleratorTB
-from sim.compiler import load_program
-from sim.runner import tb_config
+from .accelerator_tb import AcceleratorTB
+from .compiler import load_program
+from .runner import tb_config
 
 
 @cocotb.test()

@@ -19,11 +19,11 @@ from cocotb.handle import Deposit, Force, Release
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
-from golden.numerics import wrap
-from sim.array_tb import ArrayTB
-from sim.rtl_faults import Injection, RTLFault
-from sim.runner import tb_config
-from sim.sites import site_handle
+from neuroharden.golden.numerics import wrap
+from .array_tb import ArrayTB
+from .rtl_faults import Injection, RTLFault
+from .runner import tb_config
+from .sites import site_handle
 
 
 async def settle():

@@ -17,10 +17,10 @@ import json
 import cocotb
 import numpy as np
 
-from sim.accelerator_tb import AcceleratorTB
-from sim.compiler import load_program
-from sim.rtl_faults import Injection, RTLFault
-from sim.runner import tb_config
+from .accelerator_tb import AcceleratorTB
+from .compiler import load_program
+from .rtl_faults import Injection, RTLFault
+from .runner import tb_config
 
 
 @cocotb.test()

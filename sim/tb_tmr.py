@@ -10,11 +10,11 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from golden.numerics import wrap
-from sim.array_tb import ArrayTB
-from sim.inject import flip, force, release
-from sim.pe_tb import PETB
-from sim.runner import tb_config
+from neuroharden.golden.numerics import wrap
+from .array_tb import ArrayTB
+from .inject import flip, force, release
+from .pe_tb import PETB
+from .runner import tb_config
 
 
 def array_registers(rows, cols):

@@ -6,8 +6,8 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from golden.numerics import vote_bitwise, vote_word, wrap
-from sim.runner import tb_config
+from neuroharden.golden.numerics import vote_bitwise, vote_word, wrap
+from .runner import tb_config
 
 
 async def apply(dut, a, b, c, width):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.numerics import (ACC_WIDTH, HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH,
+from neuroharden.golden.numerics import (ACC_WIDTH, HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH,
                              add_bias, lcu, requantize, vote_bitwise, vote_word)
 
 __all__ = ["Tile", "reference", "postprocess", "VOTE_MODES"]

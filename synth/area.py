@@ -16,11 +16,11 @@ small ones from logic.
 import tempfile
 from importlib import resources
 
-from hw.verilog import generate
-from synth import nextpnr, yosys
-from synth.cache import Cache, key_of
-from synth.designs import DEFAULT_K_DEPTH, DESIGNS, expand
-from synth.targets import TARGETS
+from neuroharden.hw.verilog import generate
+from . import nextpnr, yosys
+from .cache import Cache, key_of
+from .designs import DEFAULT_K_DEPTH, DESIGNS, expand
+from .targets import TARGETS
 
 __all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead",
            "share", "primary_metric", "format_table"]

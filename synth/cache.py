@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from golden.atomic import atomic_output
+from neuroharden.golden.atomic import atomic_output
 
 __all__ = ["DEFAULT_DIR", "Cache", "key_of"]
 

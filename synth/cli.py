@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from synth.designs import DEFAULT_K_DEPTH, DESIGNS
-from synth.targets import TARGETS
+from .designs import DEFAULT_K_DEPTH, DESIGNS
+from .targets import TARGETS
 
 __all__ = ["area"]
 
@@ -104,10 +104,10 @@ versions, so a repeated run takes seconds.""")
               help="Seconds one nextpnr run may take (status 'timeout' after).")
 def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, sweep, sizes, output,
          cache_dir, no_cache, pnr_timeout):
-    from synth import area as area_module
-    from synth import sweep as sweep_module
-    from synth.cache import Cache
-    from synth.designs import expand
+    from . import area as area_module
+    from . import sweep as sweep_module
+    from .cache import Cache
+    from .designs import expand
 
     for name, value in (("--rows", rows), ("--cols", cols), ("--k-depth", k_depth),
                         ("--acc-width", acc_width)):

@@ -37,7 +37,7 @@ import math
 
 import click
 
-from hw.accelerator import tile_cycles
+from neuroharden.hw.accelerator import tile_cycles
 
 __all__ = ["METRICS", "array_cycles", "correction_area", "selection",
            "protection_cost", "format_report", "cost"]
@@ -117,7 +117,7 @@ def correction_area(scheme, *, rows, cols, target="generic", cache=None):
         or LUTs, :func:`synth.area.primary_metric`) and ``status`` ("measured", or the
         synthesis status that prevented it).
     """
-    from synth.area import measure, primary_metric, share
+    from .area import measure, primary_metric, share
 
     metric = primary_metric(target)
     unit = _UNIT[scheme]
@@ -144,7 +144,7 @@ def selection(net, ranking, *, threshold=None, fraction=None):
         ``(layer, channel)`` pairs and a summary: ``selected_neurons``,
         ``protected_channels``, ``protected_neurons``, ``threshold``, ``fraction``.
     """
-    from golden.harden import select_top, to_channels
+    from neuroharden.golden.harden import select_top, to_channels
 
     top = select_top(ranking, threshold=threshold, fraction=fraction)
     protect = to_channels(net, top)
@@ -196,9 +196,9 @@ def protection_cost(net, ranking, *, threshold=None, fraction=None, rows=8, cols
     ValueError
         A bad selection, array size, or a layer the LCU refuses (no ReLU).
     """
-    from golden.harden import cost as network_cost
-    from golden.harden import harden
-    from synth.cache import Cache
+    from neuroharden.golden.harden import cost as network_cost
+    from neuroharden.golden.harden import harden
+    from .cache import Cache
 
     if not isinstance(cols, int) or cols < 3:
         raise ValueError(f"cols must be an integer of at least 3 (a TMR triple), not {cols!r}")
@@ -300,9 +300,9 @@ def cost(model_path, critical_path, threshold, fraction, rows, cols, target, no_
     (LCUs or voters) next to the array, then reports each extra cost and LCU's extra
     cost divided by TMR's (paper 004 claims one half).
     """
-    from golden.quantize import quantize_checkpoint
-    from golden.ranking import load_critical
-    from synth.cache import Cache
+    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.golden.ranking import load_critical
+    from .cache import Cache
 
     if (threshold is None) == (fraction is None):
         raise click.ClickException("give exactly one of --threshold and --fraction")

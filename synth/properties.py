@@ -17,7 +17,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.verilog import build
+from neuroharden.hw.verilog import build
 
 __all__ = ["LCUProperty", "VoterProperty", "VoterAllDifferProperty", "TMRPEProperty"]
 

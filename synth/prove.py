@@ -67,7 +67,7 @@ class Property:
 
 
 def _lcu_jobs(widths, value_bits=None):
-    from synth.properties import LCUProperty
+    from .properties import LCUProperty
 
     def jobs():
         return [Job(f"width={w}",
@@ -77,7 +77,7 @@ def _lcu_jobs(widths, value_bits=None):
 
 
 def _voter_jobs(mode, corrupt=1):
-    from synth.properties import VoterAllDifferProperty, VoterProperty
+    from .properties import VoterAllDifferProperty, VoterProperty
 
     def jobs():
         result = [Job(f"mode={mode}, {corrupt} corrupted",
@@ -90,7 +90,7 @@ def _voter_jobs(mode, corrupt=1):
 
 
 def _tmr_jobs(faulty_sets, check_error):
-    from synth.properties import TMRPEProperty
+    from .properties import TMRPEProperty
 
     def jobs():
         return [Job(f"faulty replicas={list(faulty)}" if faulty else "no fault",

@@ -6,8 +6,8 @@ import json
 import math
 from pathlib import Path
 
-from golden.atomic import atomic_output
-from synth.area import FIELDS, add_overheads, measure, primary_metric
+from neuroharden.golden.atomic import atomic_output
+from .area import FIELDS, add_overheads, measure, primary_metric
 
 __all__ = ["DEFAULT_SIZES", "DEFAULT_TARGETS", "DEFAULT_DESIGNS", "sweep", "growth_exponent",
            "fits", "write_outputs"]

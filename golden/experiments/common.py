@@ -24,7 +24,7 @@ import time
 
 import click
 
-from golden.atomic import atomic_output
+from ..atomic import atomic_output
 
 __all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "faults_option",
            "prepare",
@@ -130,8 +130,8 @@ def checkpoint(ctx, model, *, epochs=None):
     Training is deterministic (:mod:`golden.train`), so a cached checkpoint is the one a
     new training run would produce.
     """
-    from golden.models import save_checkpoint
-    from golden.train import DEFAULT_EPOCHS, train
+    from ..models import save_checkpoint
+    from ..train import DEFAULT_EPOCHS, train
 
     epochs = DEFAULT_EPOCHS[model] if epochs is None else epochs
     path = os.path.join(ctx.cache, f"{model}-digits-seed{ctx.seed}-e{epochs}.pt")
@@ -144,7 +144,7 @@ def checkpoint(ctx, model, *, epochs=None):
 
 def ranking_path(ctx, model_path, method, *, images):
     """Path of the CRITICAL.json of ``method`` on ``model_path`` (cached, validated)."""
-    from golden.ranking import load_critical, rank, write_critical
+    from ..ranking import load_critical, rank, write_critical
 
     stem = os.path.splitext(os.path.basename(model_path))[0]
     path = os.path.join(ctx.cache, f"{stem}-{method}-{images}img.json")
@@ -162,7 +162,7 @@ def ranking_path(ctx, model_path, method, *, images):
 
 def ranking_list(path, model_path):
     """The ranking of a CRITICAL.json as ``(layer, index, score)``, best first."""
-    from golden.ranking import load_critical
+    from ..ranking import load_critical
 
     return [(n["layer"], n["index"], n["score"])
             for n in load_critical(path, model_path)["neurons"]]
@@ -177,8 +177,8 @@ def hardened_path(ctx, hardened, model_path, filename, selection):
     """
     import torch
 
-    from golden.campaign import file_sha256
-    from golden.hardened import save_hardened
+    from ..campaign import file_sha256
+    from ..hardened import save_hardened
 
     directory = os.path.join(ctx.output, "hardened")
     os.makedirs(directory, exist_ok=True)
@@ -209,9 +209,9 @@ def campaign(ctx, model_path, *, faults=None, cap=None, images=None, fault_model
         :func:`golden.campaign.run_campaign`'s summary plus ``leveugle`` (the full
         Leveugle size of this population) and ``capped`` (bool).
     """
-    from golden.campaign import run_campaign
-    from golden.quantize import quantize_checkpoint
-    from golden.sampling import FaultSpace, leveugle_sample_size
+    from ..campaign import run_campaign
+    from ..quantize import quantize_checkpoint
+    from ..sampling import FaultSpace, leveugle_sample_size
 
     net, _, _, _ = quantize_checkpoint(model_path)
     population = len(FaultSpace(net, fault_model, "output"))

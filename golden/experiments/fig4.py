@@ -30,8 +30,8 @@ In the plot the matched points are the hollow markers at their NVF threshold.
 
 import click
 
-from golden.experiments import common
-from golden.experiments.table1 import PAPER_AT_20, matched_threshold, parse_images
+from . import common
+from .table1 import PAPER_AT_20, matched_threshold, parse_images
 
 __all__ = ["PAPER_AT_20_RESULTS", "command"]
 
@@ -53,7 +53,7 @@ def _point(ctx, model_path, net, stem, label, selection, scheme, cap, test_image
            unprotected):
     """Harden with ``scheme`` and run its campaign; the unprotected result when nothing is
     selected."""
-    from golden.harden import cost, harden, to_channels
+    from ..harden import cost, harden, to_channels
 
     if not selection:
         return {**unprotected, "protected_neurons": 0}
@@ -145,8 +145,8 @@ def command(models, images, thresholds, max_faults, test_images, epochs, output,
     ctx = common.prepare("fig4", output, cache, seed, as_json)
     from tqdm import tqdm
 
-    from golden.harden import cost, select_top
-    from golden.quantize import quantize_checkpoint
+    from ..harden import cost, select_top
+    from ..quantize import quantize_checkpoint
 
     rows, statements, summary = [], [], {}
     try:

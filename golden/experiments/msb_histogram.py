@@ -36,7 +36,7 @@ import os
 
 import click
 
-from golden.atomic import atomic_output
+from ..atomic import atomic_output
 
 __all__ = ["PAPER", "DEFAULT_BERS", "msb_failure_rates", "ber_failure_rates",
            "histogram", "command"]
@@ -78,8 +78,8 @@ def msb_failure_rates(net, x, labels, neurons, bit=7, progress=None):
     import torch
     from tqdm import tqdm
 
-    from golden.faults import Fault
-    from golden.injection import InjectionEngine
+    from ..faults import Fault
+    from ..injection import InjectionEngine
 
     correct = _correct_mask(net, x, labels)
     if not bool(correct.any()):
@@ -123,7 +123,7 @@ def _flip(y, p, generator):
     """Flip every bit of the int8 values ``y`` with probability ``p``."""
     import torch
 
-    from golden.numerics import WIDTH, wrap
+    from ..numerics import WIDTH, wrap
 
     positions = _flip_positions(y.numel() * WIDTH, p, generator)
     if positions.numel() == 0:
@@ -302,8 +302,8 @@ def _plots(edges, counts, bers, ber_means, bit):
 def _baseline(model_path, arch, train_epochs, cache, seed, say):
     if model_path is not None:
         return model_path
-    from golden.models import save_checkpoint
-    from golden.train import DEFAULT_EPOCHS, train
+    from ..models import save_checkpoint
+    from ..train import DEFAULT_EPOCHS, train
 
     epochs = DEFAULT_EPOCHS[arch] if train_epochs is None else train_epochs
     path = os.path.join(cache, f"{arch}-digits-seed{seed}-e{epochs}.pt")
@@ -317,8 +317,8 @@ def _baseline(model_path, arch, train_epochs, cache, seed, say):
 def _optimized(model_path, optimized_path, cache, epochs, iterations, images, seed, say):
     if optimized_path is not None:
         return optimized_path, None
-    from golden.campaign import file_sha256
-    from golden.optimize import optimize_checkpoint
+    from ..campaign import file_sha256
+    from ..optimize import optimize_checkpoint
 
     stem = os.path.splitext(os.path.basename(model_path))[0]
     path = os.path.join(cache, f"{stem}-{file_sha256(model_path)[:12]}-optimized-e{epochs}"
@@ -419,10 +419,10 @@ def _run(model_path, arch, train_epochs, optimized_path, epochs, iterations,
          relevance_images, images, neurons, bit, bers, runs, bins, output, cache, seed, say):
     import torch
 
-    from golden import optimize as opt
-    from golden.quantize import quantize_checkpoint
+    from .. import optimize as opt
+    from ..quantize import quantize_checkpoint
 
-    from golden.models import load_checkpoint
+    from ..models import load_checkpoint
 
     if model_path is not None:
         load_checkpoint(model_path)  # a bad file fails here, before any work
@@ -525,7 +525,7 @@ def _run(model_path, arch, train_epochs, optimized_path, epochs, iterations,
 
 def _markdown(model, bit, images, runs, networks, worst, layers, edges, counts, bers,
               ber_means, ber_reductions, mean_ber, report):
-    from golden.optimize import BOTTLENECK_RATIO
+    from ..optimize import BOTTLENECK_RATIO
 
     text = [f"# Paper 002 on {model}: bit-flip failure rates before and after feature "
             f"optimization\n\n",

@@ -29,7 +29,7 @@ than they break.
 
 import click
 
-from golden.experiments import common
+from . import common
 
 __all__ = ["METHODS", "command"]
 
@@ -57,7 +57,7 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
             cache, seed, as_json):
     """Critical faults vs LCU-protected neurons for the rankings nvf, exact, activation,
     lrp and random."""
-    from golden.experiments.table1 import parse_images
+    from .table1 import parse_images
 
     models = common.parse_names(models, "--models", _MODELS)
     methods = common.parse_names(methods, "--methods", METHODS)
@@ -66,8 +66,8 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
     ctx = common.prepare("rank-compare", output, cache, seed, as_json)
     from tqdm import tqdm
 
-    from golden.harden import cost, harden, select_top, to_channels
-    from golden.quantize import quantize_checkpoint
+    from ..harden import cost, harden, select_top, to_channels
+    from ..quantize import quantize_checkpoint
 
     rows = []
     try:

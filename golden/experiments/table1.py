@@ -18,7 +18,7 @@ before that), so 200 images would take hours. ``--images 200,alexnet=N`` analyse
 
 import click
 
-from golden.experiments import common
+from . import common
 
 __all__ = ["PAPER_GRID", "PAPER_TABLE1", "PAPER_AT_20", "ALEXNET_IMAGES", "count_at",
            "matched_threshold", "parse_images", "command"]

@@ -30,7 +30,7 @@ before the protection unit corrects it.
 
 import click
 
-from golden.experiments import common
+from . import common
 
 __all__ = ["PAPER_TABLE2", "first_copies", "sites_for", "faulty_accuracy", "command"]
 
@@ -153,7 +153,7 @@ def _count(pct, total):
 def command(models, images, pneu, crash, tmr_levels, byzantine, repeats, test_images,
             epochs, output, cache, seed, as_json):
     """Paper 000: critical vs random crashes, TMR-pNeu + pruning, cost, Byzantine faults."""
-    from golden.experiments.table1 import parse_images
+    from .table1 import parse_images
 
     models = common.parse_names(models, "--models", _MODELS)
     per_model = parse_images(images, models)
@@ -184,8 +184,8 @@ def _run_model(ctx, model, images, pneu, crash_pct, levels, counts, repeats, tes
     import torch
     from tqdm import tqdm
 
-    from golden.harden import cost, harden, select_bottom, select_top, to_channels
-    from golden.quantize import quantize_checkpoint
+    from ..harden import cost, harden, select_bottom, select_top, to_channels
+    from ..quantize import quantize_checkpoint
 
     path = common.checkpoint(ctx, model, epochs=epochs)
     ranking = common.ranking_list(

@@ -2,7 +2,7 @@
 
 import torch
 
-from golden.intmodel import IntLayer, IntNet
+from neuroharden.golden.intmodel import IntLayer, IntNet
 
 
 def _layer(name, kind, weight, x, *, relu=True, stride=1, padding=0, pool=0,

@@ -2,8 +2,8 @@
 
 import torch
 
-from golden.activation_rank import activation_rank, mean_activations
-from golden.intmodel import IntNet
+from neuroharden.golden.activation_rank import activation_rank, mean_activations
+from neuroharden.golden.intmodel import IntNet
 from tests.golden.test_nvf import _linear
 
 

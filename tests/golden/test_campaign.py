@@ -13,10 +13,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.campaign import ResultsDB, run_campaign
-from golden.models import Net, save_checkpoint
-from golden.sampling import leveugle_sample_size
-from sim.cli import main
+from neuroharden.golden.campaign import ResultsDB, run_campaign
+from neuroharden.golden.models import Net, save_checkpoint
+from neuroharden.golden.sampling import leveugle_sample_size
+from neuroharden.sim.app.cli import main
 
 NEUROHARDEN = os.path.join(os.path.dirname(sys.executable), "neuroharden")
 TIMING = ("seconds", "faults_per_second", "evaluated_now", "db")

@@ -3,7 +3,7 @@ import json
 import torch
 from click.testing import CliRunner
 
-from sim.cli import main
+from neuroharden.sim.app.cli import main
 from tests.golden.test_datasets import write_mnist
 
 

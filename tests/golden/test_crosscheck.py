@@ -1,7 +1,7 @@
 import pytest
 
-from golden.crosscheck import crosscheck
-from golden.quantize import quantize_checkpoint, weight_scales
+from neuroharden.golden.crosscheck import crosscheck
+from neuroharden.golden.quantize import quantize_checkpoint, weight_scales
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
 NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow(seconds=44))]

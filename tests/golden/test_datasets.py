@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden.datasets import fit_shape, load_dataset
+from neuroharden.golden.datasets import fit_shape, load_dataset
 
 
 def write_idx(path, magic, array, compress=False):

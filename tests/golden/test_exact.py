@@ -2,9 +2,9 @@
 
 import torch
 
-from golden.exact import exact_vulnerability
-from golden.faults import Fault
-from golden.injection import naive_logits
+from neuroharden.golden.exact import exact_vulnerability
+from neuroharden.golden.faults import Fault
+from neuroharden.golden.injection import naive_logits
 from tests.golden.fi_nets import random_net
 
 

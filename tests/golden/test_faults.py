@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from golden.faults import Fault, apply_fault_value, target_width
+from neuroharden.golden.faults import Fault, apply_fault_value, target_width
 from tests.golden.fi_nets import random_net
 
 

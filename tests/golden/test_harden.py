@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from golden.harden import cost, harden, select_bottom, select_top, to_channels
+from neuroharden.golden.harden import cost, harden, select_bottom, select_top, to_channels
 from tests.golden.fi_nets import random_net
 
 # conv1: 3 x 10x10, conv2: 4 x 5x5 (pooled to 2x2), fc1: 12, fc2: 10 (output, no ReLU).

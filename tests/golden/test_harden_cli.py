@@ -4,10 +4,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.campaign import file_sha256
-from golden.quantize import quantize_checkpoint
-from golden.ranking import make_document, write_critical
-from sim.cli import main
+from neuroharden.golden.campaign import file_sha256
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.golden.ranking import make_document, write_critical
+from neuroharden.sim.app.cli import main
 
 
 def run(*args):

@@ -3,12 +3,12 @@ import random
 import pytest
 import torch
 
-from golden.faults import Fault
-from golden.harden import harden
-from golden.hardened import (HardenedNet, LayerProtection, is_hardened, load_hardened,
+from neuroharden.golden.faults import Fault
+from neuroharden.golden.harden import harden
+from neuroharden.golden.hardened import (HardenedNet, LayerProtection, is_hardened, load_hardened,
                              save_hardened)
-from golden.injection import InjectionEngine, naive_logits
-from golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
+from neuroharden.golden.injection import InjectionEngine, naive_logits
+from neuroharden.golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
 from tests.golden.fi_nets import random_net
 from tests.golden.test_injection import conv_chain_net, random_faults
 

@@ -6,10 +6,10 @@ import random
 import pytest
 import torch
 
-from golden.faults import FAULT_MODELS, TARGETS, Fault, target_width
-from golden.injection import InjectionEngine, classify, naive_logits
-from golden.intmodel import IntNet
-from golden.numerics import lcu
+from neuroharden.golden.faults import FAULT_MODELS, TARGETS, Fault, target_width
+from neuroharden.golden.injection import InjectionEngine, classify, naive_logits
+from neuroharden.golden.intmodel import IntNet
+from neuroharden.golden.numerics import lcu
 from tests.golden.fi_nets import _layer, random_net
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from golden.intmodel import IntLayer, IntNet, load_intnet
-from golden.numerics import add_bias, requantize
-from golden.quantize import quantize_checkpoint
+from neuroharden.golden.intmodel import IntLayer, IntNet, load_intnet
+from neuroharden.golden.numerics import add_bias, requantize
+from neuroharden.golden.quantize import quantize_checkpoint
 from tests.golden.numpy_reader import _conv
 
 

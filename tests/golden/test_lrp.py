@@ -2,8 +2,8 @@
 
 import torch
 
-from golden.intmodel import IntNet
-from golden.lrp import criticality, lrp_rank, real_weight, relevance
+from neuroharden.golden.intmodel import IntNet
+from neuroharden.golden.lrp import criticality, lrp_rank, real_weight, relevance
 from tests.golden.fi_nets import random_net
 from tests.golden.test_nvf import _linear
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from golden.models import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_NAMES, Net, load_checkpoint,
+from neuroharden.golden.models import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_NAMES, Net, load_checkpoint,
                            protectable_neurons, save_checkpoint)
 
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from golden.intmodel import IntLayer, IntNet
-from golden.nvf import (FaultFree, bit_positions, deviation_search, gradients, nvf,
+from neuroharden.golden.intmodel import IntLayer, IntNet
+from neuroharden.golden.nvf import (FaultFree, bit_positions, deviation_search, gradients, nvf,
                         nvf_from_counts)
 from tests.golden.fi_nets import random_net
 

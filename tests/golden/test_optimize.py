@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from golden.datasets import load_dataset
-from golden.models import Net, load_checkpoint, save_checkpoint
-from golden.optimize import (bottlenecks, criticality_spread, equalization_scales,
+from neuroharden.golden.datasets import load_dataset
+from neuroharden.golden.models import Net, load_checkpoint, save_checkpoint
+from neuroharden.golden.optimize import (bottlenecks, criticality_spread, equalization_scales,
                              layer_criticality, optimize, optimize_checkpoint, scale_inputs)
-from golden.quantize import CALIBRATION_IMAGES
-from golden.train import train
+from neuroharden.golden.quantize import CALIBRATION_IMAGES
+from neuroharden.golden.train import train
 
 
 @pytest.fixture(scope="module")

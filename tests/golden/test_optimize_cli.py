@@ -5,9 +5,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from golden.models import load_checkpoint, save_checkpoint
-from golden.train import train
-from sim.cli import main
+from neuroharden.golden.models import load_checkpoint, save_checkpoint
+from neuroharden.golden.train import train
+from neuroharden.sim.app.cli import main
 
 
 def run(*args):

@@ -4,8 +4,8 @@ import json
 
 from click.testing import CliRunner
 
-from golden.ranking import load_critical
-from sim.cli import main
+from neuroharden.golden.ranking import load_critical
+from neuroharden.sim.app.cli import main
 
 
 def run(*args):

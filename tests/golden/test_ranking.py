@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from golden.ranking import (SCHEMA_VERSION, compare_nvf_exact, load_critical,
+from neuroharden.golden.ranking import (SCHEMA_VERSION, compare_nvf_exact, load_critical,
                             make_document, neuron_list, score_neurons, write_critical)
 from tests.golden.fi_nets import random_net
 
@@ -19,7 +19,7 @@ def model_file(tmp_path):
 
 
 def _document(model_file, neurons=None):
-    from golden.campaign import file_sha256
+    from neuroharden.golden.campaign import file_sha256
 
     neurons = neurons or [{"layer": "fc1", "index": 3, "score": 2.5},
                           {"layer": "conv1", "index": 0, "score": 1.0}]

@@ -6,10 +6,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.models import Net, protectable_neurons
-from golden.quantize import quantize
-from golden.sampling import FaultSpace, leveugle_sample_size, sample_indices, t_quantile
-from sim.cli import main
+from neuroharden.golden.models import Net, protectable_neurons
+from neuroharden.golden.quantize import quantize
+from neuroharden.golden.sampling import FaultSpace, leveugle_sample_size, sample_indices, t_quantile
+from neuroharden.sim.app.cli import main
 from tests.golden.fi_nets import random_net
 
 

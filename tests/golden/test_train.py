@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from golden.models import load_checkpoint
-from golden.train import train
+from neuroharden.golden.models import load_checkpoint
+from neuroharden.golden.train import train
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
 NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow)]

@@ -5,10 +5,10 @@ sim.tile.reference, in the Amaranth simulator."""
 import numpy as np
 import pytest
 
-from hw.accelerator import Accelerator, tile_cycles
-from sim.accelerator_tb import random_tile, tile_writes
-from sim.array_tb import unpack
-from sim.tile import Tile, reference
+from neuroharden.hw.accelerator import Accelerator, tile_cycles
+from neuroharden.sim.accelerator_tb import random_tile, tile_writes
+from neuroharden.sim.array_tb import unpack
+from neuroharden.sim.tile import Tile, reference
 from tests.hw.simulation import simulate
 
 

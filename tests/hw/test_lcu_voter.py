@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from golden.numerics import lcu, vote_bitwise, vote_word
-from hw.lcu import LCU
-from hw.voter import MajorityVoter
+from neuroharden.golden.numerics import lcu, vote_bitwise, vote_word
+from neuroharden.hw.lcu import LCU
+from neuroharden.hw.voter import MajorityVoter
 from tests.hw.simulation import simulate, to_signed
 
 

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from golden.numerics import wrap
-from hw.pe import PE
+from neuroharden.golden.numerics import wrap
+from neuroharden.hw.pe import PE
 from tests.hw.simulation import simulate
 
 

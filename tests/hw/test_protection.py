@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from golden.numerics import lcu, vote_bitwise, vote_word
-from hw.protection import ProtectionUnit, encode_group
+from neuroharden.golden.numerics import lcu, vote_bitwise, vote_word
+from neuroharden.hw.protection import ProtectionUnit, encode_group
 from tests.hw.simulation import simulate
 
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
-from hw.requantizer import Requantizer
+from neuroharden.golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH, add_bias, requantize
+from neuroharden.hw.requantizer import Requantizer
 from tests.hw.simulation import simulate
 
 MAX_MULTIPLIER = (1 << MULTIPLIER_WIDTH) - 1

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from golden.numerics import wrap
-from hw.systolic_array import SystolicArray
+from neuroharden.golden.numerics import wrap
+from neuroharden.hw.systolic_array import SystolicArray
 from tests.hw.simulation import gemm, simulate
 
 

@@ -8,9 +8,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
 
-from hw.pe import PE
-from hw.systolic_array import SystolicArray
-from hw.tmr import TMR
+from neuroharden.hw.pe import PE
+from neuroharden.hw.systolic_array import SystolicArray
+from neuroharden.hw.tmr import TMR
 from tests.hw.simulation import gemm, simulate
 
 

@@ -5,8 +5,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from hw.verilog import KINDS, generate
-from sim.cli import main
+from neuroharden.hw.verilog import KINDS, generate
+from neuroharden.sim.app.cli import main
 
 SMALL = {"rows": 2, "cols": 2}
 

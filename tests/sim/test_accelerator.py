@@ -4,8 +4,8 @@ faults corrected by the LCU / masked by the TMR voters."""
 
 import pytest
 
-from hw.verilog import generate
-from sim.runner import build, run
+from neuroharden.hw.verilog import generate
+from neuroharden.sim.runner import build, run
 
 CONFIGS = [
     dict(rows=3, cols=4, k_depth=12, protect="none"),
@@ -19,7 +19,7 @@ def run_config(config, sim, tmp_path):
     verilog = generate("accelerator", rows=config["rows"], cols=config["cols"],
                        protect=config["protect"], k_depth=config["k_depth"])
     design = build(verilog, toplevel="accelerator", sim=sim, log=tmp_path / "build.log")
-    return run(design, "sim.tb_accelerator", config=config, log=tmp_path / "sim.log")
+    return run(design, "neuroharden.sim.tb_accelerator", config=config, log=tmp_path / "sim.log")
 
 
 # Icarus builds the LCU configuration and runs it in about 7 s: the quick check.

@@ -3,13 +3,11 @@
 import numpy as np
 import pytest
 
-from golden.export import export_intnet, import_intnet
-from golden.harden import harden
-from golden.quantize import quantize_checkpoint
-from sim.compiler import compile_network, infer, k_depth_of, load_program
-from sim.tile import reference
-from tests.golden.conftest import (alexnet_model, lenet5_model, mlp7_model,  # noqa: F401
-                                   trained_model)
+from neuroharden.golden.export import export_intnet, import_intnet
+from neuroharden.golden.harden import harden
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.sim.compiler import compile_network, infer, k_depth_of, load_program
+from neuroharden.sim.tile import reference
 from tests.golden.fi_nets import random_net
 
 PROTECT = [("conv1", 0), ("conv1", 2), ("conv2", 1), ("conv2", 3), ("fc1", 3), ("fc1", 5)]

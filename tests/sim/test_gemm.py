@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
-from sim.runner import SIMULATORS
+from neuroharden.sim.app.cli import main
+from neuroharden.sim.runner import SIMULATORS
 
 
 def invoke(*args):

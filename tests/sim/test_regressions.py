@@ -6,21 +6,21 @@ block's cocotb module; builds are reused across runs through sim.runner's cache.
 
 import pytest
 
-from hw.verilog import generate
-from sim.runner import SIMULATORS, build, run
+from neuroharden.hw.verilog import generate
+from neuroharden.sim.runner import SIMULATORS, build, run
 
 # (kind, generation parameters, cocotb module)
 REGRESSIONS = [
-    ("pe", dict(width=8, acc_width=16), "sim.tb_pe"),
-    ("pe", dict(width=16, acc_width=32), "sim.tb_pe"),
-    ("array", dict(rows=3, cols=5), "sim.tb_array"),
-    ("array", dict(rows=4, cols=2), "sim.tb_array"),
-    ("requant", dict(acc_width=32), "sim.tb_requant"),
-    ("lcu", dict(width=8), "sim.tb_lcu"),
-    ("voter", dict(width=8, mode="bitwise"), "sim.tb_voter"),
-    ("voter", dict(width=8, mode="word"), "sim.tb_voter"),
-    ("tmr-pe", dict(width=8, acc_width=32), "sim.tb_tmr"),
-    ("tmr-array", dict(rows=2, cols=3), "sim.tb_tmr"),
+    ("pe", dict(width=8, acc_width=16), "neuroharden.sim.tb_pe"),
+    ("pe", dict(width=16, acc_width=32), "neuroharden.sim.tb_pe"),
+    ("array", dict(rows=3, cols=5), "neuroharden.sim.tb_array"),
+    ("array", dict(rows=4, cols=2), "neuroharden.sim.tb_array"),
+    ("requant", dict(acc_width=32), "neuroharden.sim.tb_requant"),
+    ("lcu", dict(width=8), "neuroharden.sim.tb_lcu"),
+    ("voter", dict(width=8, mode="bitwise"), "neuroharden.sim.tb_voter"),
+    ("voter", dict(width=8, mode="word"), "neuroharden.sim.tb_voter"),
+    ("tmr-pe", dict(width=8, acc_width=32), "neuroharden.sim.tb_tmr"),
+    ("tmr-array", dict(rows=2, cols=3), "neuroharden.sim.tb_tmr"),
 ]
 
 DEFAULTS = dict(rows=4, cols=4, width=8, acc_width=32, mode="bitwise")

@@ -19,17 +19,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.campaign import ResultsDB
-from golden.faults import Fault
-from golden.harden import harden
-from golden.injection import InjectionEngine, classify
-from golden.intmodel import IntNet
-from sim.cli import main
-from sim.compiler import compile_network
-from sim.rtl_campaign import GoldenRun, NetworkFaultSpace, _jobs, run_network_campaign
-from sim.rtl_faults import RTLFault
-from sim.rtl_runner import accelerator_design, run_faults
-from tests.golden.conftest import mlp7_model, trained_model  # noqa: F401
+from neuroharden.golden.campaign import ResultsDB
+from neuroharden.golden.faults import Fault
+from neuroharden.golden.harden import harden
+from neuroharden.golden.injection import InjectionEngine, classify
+from neuroharden.golden.intmodel import IntNet
+from neuroharden.sim.app.cli import main
+from neuroharden.sim.compiler import compile_network
+from neuroharden.sim.rtl_campaign import GoldenRun, NetworkFaultSpace, _jobs, run_network_campaign
+from neuroharden.sim.rtl_faults import RTLFault
+from neuroharden.sim.rtl_runner import accelerator_design, run_faults
 from tests.golden.fi_nets import _layer
 
 ROWS, COLS = 4, 4

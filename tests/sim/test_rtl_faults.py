@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from hw.verilog import generate
-from sim.rtl_faults import ROW_FIELDS, RTLFault, RTLFaultSpace, paper003_space, sample
-from sim.runner import SIMULATORS, build, run
-from sim.sites import Catalogue, UnknownSiteError, design_catalogue
+from neuroharden.hw.verilog import generate
+from neuroharden.sim.rtl_faults import ROW_FIELDS, RTLFault, RTLFaultSpace, paper003_space, sample
+from neuroharden.sim.runner import SIMULATORS, build, run
+from neuroharden.sim.sites import Catalogue, UnknownSiteError, design_catalogue
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_injection_matches_references_on_the_rtl(sim, tmp_path):
     parameters = dict(rows=2, cols=3)
     design = build(generate("array", **parameters), toplevel="array", sim=sim,
                    log=tmp_path / "build.log")
-    tests, failed = run(design, "sim.tb_sites", config={**parameters, "kind": "array"},
+    tests, failed = run(design, "neuroharden.sim.tb_sites", config={**parameters, "kind": "array"},
                         testcase=["stuck_weight_bit_matches_reference",
                                   "flipped_accumulator_bit_matches_reference"],
                         log=tmp_path / "sim.log")

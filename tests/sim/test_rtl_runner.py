@@ -14,13 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from golden.numerics import requantize, wrap
-from hw.accelerator import tile_cycles
-from sim.accelerator_tb import random_tile
-from sim.rtl_faults import RTLFault, RTLFaultSpace, sample
-from sim.rtl_runner import accelerator_design, load_tile, run_faults, run_groups, save_tile
-from sim.sites import resolve
-from sim.tile import reference
+from neuroharden.golden.numerics import requantize, wrap
+from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.sim.accelerator_tb import random_tile
+from neuroharden.sim.rtl_faults import RTLFault, RTLFaultSpace, sample
+from neuroharden.sim.rtl_runner import accelerator_design, load_tile, run_faults, run_groups, save_tile
+from neuroharden.sim.sites import resolve
+from neuroharden.sim.tile import reference
 
 ROWS, COLS, K = 3, 4, 12
 FIRST_DRAIN = K + ROWS + COLS + 1
@@ -206,7 +206,7 @@ def test_tmr_masks_faults_confined_to_one_copy(sim):
 def test_dask_split_equals_one_process():
     from distributed import Client, LocalCluster
 
-    from sim.rtl_runner import run_faults_dask
+    from neuroharden.sim.rtl_runner import run_faults_dask
 
     tile = random_tile(np.random.default_rng(11), ROWS, K, COLS)
     _, catalogue = accelerator_design(config("none"), sim="icarus")

@@ -7,13 +7,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.harden import harden
-from golden.hardened import save_hardened
-from golden.quantize import quantize_checkpoint
-from sim.cli import main
-from sim.compiler import compile_network
-from sim.run_rtl import run_program
-from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
+from neuroharden.golden.harden import harden
+from neuroharden.golden.hardened import save_hardened
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.sim.app.cli import main
+from neuroharden.sim.compiler import compile_network
+from neuroharden.sim.run_rtl import run_program
 from tests.golden.fi_nets import random_net
 
 PROTECT = [("conv1", 0), ("conv2", 1), ("conv2", 2), ("fc1", 3)]

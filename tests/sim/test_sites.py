@@ -11,9 +11,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from click.testing import CliRunner
 
-from hw.verilog import KINDS, generate
-from sim.runner import CONTROL_FILE, SIMULATORS, build, run
-from sim.sites import Catalogue, UnknownSiteError, catalogue, design_catalogue, resolve, sites
+from neuroharden.hw.verilog import KINDS, generate
+from neuroharden.sim.runner import CONTROL_FILE, SIMULATORS, build, run
+from neuroharden.sim.sites import Catalogue, UnknownSiteError, catalogue, design_catalogue, resolve, sites
 
 
 def array_registers(rows, cols, width, acc_width):
@@ -248,7 +248,7 @@ def test_catalogued_sites_deposit_and_force_on_the_simulator(kind, parameters, s
     config = {"sites": [[s.path, s.width, s.kind] for s in found], "inputs": list(found.inputs)}
     design = build(generate(kind, **parameters), toplevel=found.toplevel, sim=sim,
                    log=tmp_path / "build.log")
-    tests, failed = run(design, "sim.tb_sites", config=config,
+    tests, failed = run(design, "neuroharden.sim.tb_sites", config=config,
                         testcase="every_site_deposits_forces_and_releases",
                         log=tmp_path / "sim.log")
     assert (tests, failed) == (1, 0)

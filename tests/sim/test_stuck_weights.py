@@ -10,13 +10,13 @@ minute each, and the whole inferences tens of seconds on either simulator, so on
 import numpy as np
 import pytest
 
-from sim.accelerator_tb import random_tile
-from sim.compiler import compile_network, infer
-from sim.rtl_faults import RTLFault, paper003_space
-from sim.rtl_runner import accelerator_design, run_faults
-from sim.stuck_weights import (StuckWeightNetwork, parse_site, rtl_logits, stuck_values,
+from neuroharden.sim.accelerator_tb import random_tile
+from neuroharden.sim.compiler import compile_network, infer
+from neuroharden.sim.rtl_faults import RTLFault, paper003_space
+from neuroharden.sim.rtl_runner import accelerator_design, run_faults
+from neuroharden.sim.stuck_weights import (StuckWeightNetwork, parse_site, rtl_logits, stuck_values,
                                tile_outputs)
-from sim.tile import reference
+from neuroharden.sim.tile import reference
 from tests.golden.fi_nets import random_net
 
 ROWS, COLS, K = 3, 2, 5

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from golden.numerics import HALF_MAX, lcu, requantize, vote_word, wrap
-from sim.tile import Tile, reference
+from neuroharden.golden.numerics import HALF_MAX, lcu, requantize, vote_word, wrap
+from neuroharden.sim.tile import Tile, reference
 
 
 def _tile(rng, m=3, k=5, n=6, **protection):

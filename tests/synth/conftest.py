@@ -2,7 +2,7 @@
 
 import pytest
 
-from synth.cache import Cache
+from neuroharden.synth.cache import Cache
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
-from synth import area
-from synth.area import (_fit_check, add_overheads, format_table, measure, overhead, report,
+from neuroharden.sim.app.cli import main
+from neuroharden.synth import area
+from neuroharden.synth.area import (_fit_check, add_overheads, format_table, measure, overhead, report,
                         share)
-from synth.cache import Cache
-from synth.designs import expand
-from synth.targets import TARGETS
+from neuroharden.synth.cache import Cache
+from neuroharden.synth.designs import expand
+from neuroharden.synth.targets import TARGETS
 from tests.synth.test_cli import _KEYS
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from synth.cache import Cache, key_of
+from neuroharden.synth.cache import Cache, key_of
 
 
 def test_key_depends_on_every_part_and_its_boundaries():

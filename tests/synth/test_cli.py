@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from neuroharden.sim.app.cli import main
 
 
 def _run(*args):

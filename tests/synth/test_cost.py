@@ -6,8 +6,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hw.accelerator import tile_cycles
-from synth.cost import (METRICS, _chunks, array_cycles, correction_area, cost,
+from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.synth.cost import (METRICS, _chunks, array_cycles, correction_area, cost,
                         format_report, protection_cost)
 from tests.golden.fi_nets import random_net
 

@@ -2,8 +2,8 @@
 
 import json
 
-from synth.area import measure
-from synth.nextpnr import parse_report
+from neuroharden.synth.area import measure
+from neuroharden.synth.nextpnr import parse_report
 
 
 def test_parse_report_takes_the_slowest_clock_and_used_resources():

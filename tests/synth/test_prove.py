@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
-from synth.prove import PROPERTIES, SANITY, run_property
+from neuroharden.sim.app.cli import main
+from neuroharden.synth.prove import PROPERTIES, SANITY, run_property
 
 KEYS = {"property", "status", "method", "depth", "seconds", "counterexample"}
 
@@ -37,7 +37,7 @@ def test_lcu_beyond_range_fails_with_counterexample():
     v, f = inputs["v"], inputs["f"]
     a, b = (v | f, v) if inputs["swap"] else (v, v | f)
     # The counterexample is real: the LCU's golden function misses v on it.
-    from golden.numerics import lcu
+    from neuroharden.golden.numerics import lcu
     assert lcu(a, b) != v
     assert v >= 64
 
@@ -46,7 +46,7 @@ def test_voter_two_faults_fails_with_counterexample():
     result = run_property(SANITY["sanity-voter-two-faults"])
     assert result["status"] == "failed"
     inputs = result["counterexample"]["inputs"]
-    from golden.numerics import vote_bitwise
+    from neuroharden.golden.numerics import vote_bitwise
     copies = [inputs["v"] if i == (0 if inputs["pos"] == 3 else inputs["pos"])
               else (inputs["e"] if i % 2 else inputs["e2"]) for i in range(3)]
     assert vote_bitwise(*copies) != inputs["v"]

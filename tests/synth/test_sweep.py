@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from synth import area
-from synth.sweep import growth_exponent, sweep, write_outputs
+from neuroharden.synth import area
+from neuroharden.synth.sweep import growth_exponent, sweep, write_outputs
 
 
 def test_growth_exponent_of_an_exact_power_law():

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from hw.verilog import generate
-from synth.targets import TARGETS
-from synth.yosys import YosysError, parse_stat, run_yosys, stat_counts, synthesize
+from neuroharden.hw.verilog import generate
+from neuroharden.synth.targets import TARGETS
+from neuroharden.synth.yosys import YosysError, parse_stat, run_yosys, stat_counts, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments import common
+from neuroharden.golden.experiments import common
 
 
 def test_wilson_interval():

@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from neuroharden.sim.app.cli import main
 
 
 @pytest.mark.slow

@@ -7,14 +7,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.experiments.msb_histogram import (_flip_positions, ber_failure_rates, command,
+from neuroharden.golden.experiments.msb_histogram import (_flip_positions, ber_failure_rates, command,
                                               histogram, msb_failure_rates)
-from golden.faults import Fault
-from golden.injection import naive_logits
-from golden.models import save_checkpoint
-from golden.numerics import wrap
-from golden.quantize import quantize_checkpoint
-from golden.train import train
+from neuroharden.golden.faults import Fault
+from neuroharden.golden.injection import naive_logits
+from neuroharden.golden.models import save_checkpoint
+from neuroharden.golden.numerics import wrap
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.golden.train import train
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import csv
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments.rank_compare import _gaps
-from sim.cli import main
+from neuroharden.golden.experiments.rank_compare import _gaps
+from neuroharden.sim.app.cli import main
 
 
 def test_gap_to_exact_is_per_model_and_fraction():

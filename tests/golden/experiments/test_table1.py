@@ -5,9 +5,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments.table1 import (ALEXNET_IMAGES, PAPER_GRID, PAPER_TABLE1, command,
+from neuroharden.golden.experiments.table1 import (ALEXNET_IMAGES, PAPER_GRID, PAPER_TABLE1, command,
                                        count_at, matched_threshold, parse_images)
-from sim.cli import main
+from neuroharden.sim.app.cli import main
 
 
 def test_counts_and_matched_threshold():

@@ -5,11 +5,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.evaluation import int8_predictions
-from golden.harden import cost, harden
-from golden.quantize import quantize_checkpoint
-from golden.experiments.tmr_pneu import faulty_accuracy, first_copies, sites_for
-from sim.cli import main
+from neuroharden.golden.evaluation import int8_predictions
+from neuroharden.golden.harden import cost, harden
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.golden.experiments.tmr_pneu import faulty_accuracy, first_copies, sites_for
+from neuroharden.sim.app.cli import main
 
 
 @pytest.fixture(scope="module")

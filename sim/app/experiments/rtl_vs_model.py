@@ -29,7 +29,7 @@ costs milliseconds to seconds per fault); model-level campaigns are Leveugle-siz
 
 import click
 
-from golden.experiments import common
+from neuroharden.golden.experiments import common
 
 __all__ = ["RTL_CLASSES", "MODEL_CLASSES", "command"]
 
@@ -109,8 +109,8 @@ def _plot(ctx, rows):
 def command(model_name, images, faults, model_faults, classes, rows, cols, sim, workers,
             output, cache, seed, as_json):
     """RTL PE-register bit-flips vs model-level neuron / accumulator / weight bit-flips."""
-    from golden.campaign import run_campaign
-    from sim.rtl_campaign import run_rtl_campaign
+    from neuroharden.golden.campaign import run_campaign
+    from neuroharden.sim.rtl_campaign import run_rtl_campaign
 
     chosen = common.parse_names(classes, "--classes", [*RTL_CLASSES, *MODEL_CLASSES])
     ctx = common.prepare("rtl-vs-model", output, cache, seed, as_json)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from sim.report import NOT_AVAILABLE, Figure, Section, Table, markdown_table, write_report
+from neuroharden.sim.app.report import NOT_AVAILABLE, Figure, Section, Table, markdown_table, write_report
 
 #: Flags of a quiet, sandbox-free headless Chromium that touches no network.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from sim.cli import COMMANDS, main
+from neuroharden.sim.app.cli import COMMANDS, main
 
 
 def test_help_lists_every_subcommand():

@@ -5,7 +5,7 @@ report with :func:`sim.report.write_report`. Every figure comes from a stage res
 a section whose stage did not complete says so (its status and reason) instead.
 """
 
-from sim.report import NOT_AVAILABLE, Figure, Section, Table, write_report
+from .report import NOT_AVAILABLE, Figure, Section, Table, write_report
 
 __all__ = ["build_report", "headline"]
 

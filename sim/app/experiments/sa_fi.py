@@ -42,7 +42,7 @@ import time
 
 import click
 
-from golden.experiments import common
+from neuroharden.golden.experiments import common
 
 __all__ = ["PAPER", "WIDTHS", "command"]
 
@@ -66,9 +66,9 @@ def _campaign_id(definition):
 def _faults(program, width, confidence, margin, cap, seed):
     """The sampled faults of one array, their population indices, the population and
     Leveugle's size."""
-    from golden.sampling import leveugle_sample_size, sample_indices
-    from sim.rtl_faults import paper003_space
-    from sim.sites import design_catalogue
+    from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
+    from neuroharden.sim.rtl_faults import paper003_space
+    from neuroharden.sim.sites import design_catalogue
 
     catalogue = design_catalogue("accelerator", rows=program.rows, cols=program.cols,
                                  width=width, k_depth=program.k_depth)
@@ -83,7 +83,7 @@ def _rtl_check(ctx, program, x, width, faults, sim):
     """Whole RTL inferences of ``faults`` against the model; raises on any difference."""
     import numpy as np
 
-    from sim.stuck_weights import StuckWeightNetwork, rtl_logits
+    from neuroharden.sim.stuck_weights import StuckWeightNetwork, rtl_logits
 
     model = StuckWeightNetwork(program, x, width=width)
     ctx.say(f"RTL check, {width}-bit array: {len(faults)} faults x {len(x)} images on {sim}")
@@ -109,7 +109,7 @@ def _campaign(ctx, db, definition, model, faults, indices, labels, scale):
     import torch
     from tqdm import tqdm
 
-    from golden.injection import classify
+    from neuroharden.golden.injection import classify
 
     cid = _campaign_id(definition)
     correct = int((torch.from_numpy(model.logits).argmax(1) == labels).sum())
@@ -207,10 +207,10 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
     with --rtl-check) and classifies every (image, fault) pair as masked, tolerable or
     critical beside paper 003's Table I.
     """
-    from golden.campaign import ResultsDB, file_sha256
-    from golden.quantize import quantize_checkpoint
-    from sim.compiler import compile_network
-    from sim.stuck_weights import StuckWeightNetwork
+    from neuroharden.golden.campaign import ResultsDB, file_sha256
+    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.sim.compiler import compile_network
+    from neuroharden.sim.stuck_weights import StuckWeightNetwork
 
     ctx = common.prepare("sa-fi", output, cache, seed, as_json)
     try:

@@ -5,12 +5,11 @@ import shutil
 
 import pytest
 
-from sim import demo
-from sim.demo import STAGES, Stage, run_stages
-from sim.demo_report import build_report, headline
-from sim.report import NOT_AVAILABLE
-from tests.golden.conftest import lenet5_model, trained_model  # noqa: F401
-from tests.sim.test_report import check_in_chromium
+from neuroharden.sim.app import demo
+from neuroharden.sim.app.demo import STAGES, Stage, run_stages
+from neuroharden.sim.app.demo_report import build_report, headline
+from neuroharden.sim.app.report import NOT_AVAILABLE
+from tests.sim.app.test_report import check_in_chromium
 
 
 def _stages(calls, fail=False):

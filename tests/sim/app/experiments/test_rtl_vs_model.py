@@ -4,8 +4,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments.rtl_vs_model import MODEL_CLASSES, RTL_CLASSES
-from sim.cli import main
+from neuroharden.sim.app.experiments.rtl_vs_model import MODEL_CLASSES, RTL_CLASSES
+from neuroharden.sim.app.cli import main
 
 
 def run(cache, out, *extra):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import click
 
-from golden.atomic import atomic_output
+from neuroharden.golden.atomic import atomic_output
 
 __all__ = ["Stage", "STAGES", "DEFAULTS", "stage_key", "run_stages", "demo"]
 
@@ -128,8 +128,8 @@ def _hardened_name(scheme, selection):
 
 
 def _train(ctx):
-    from golden.models import save_checkpoint
-    from golden.train import train
+    from neuroharden.golden.models import save_checkpoint
+    from neuroharden.golden.train import train
 
     net, metadata = train(ctx.config["model"], ctx.config["dataset"], None, None,
                           ctx.config["seed"])
@@ -139,10 +139,10 @@ def _train(ctx):
 
 
 def _quantize(ctx):
-    from golden.evaluation import evaluate_checkpoint
-    from golden.export import export_intnet
-    from golden.harden import cost
-    from golden.intmodel import load_intnet
+    from neuroharden.golden.evaluation import evaluate_checkpoint
+    from neuroharden.golden.export import export_intnet
+    from neuroharden.golden.harden import cost
+    from neuroharden.golden.intmodel import load_intnet
 
     model = ctx.path("model.pt")
     result = evaluate_checkpoint(model)
@@ -156,7 +156,7 @@ def _quantize(ctx):
 
 
 def _rank(ctx):
-    from golden.ranking import rank, write_critical
+    from neuroharden.golden.ranking import rank, write_critical
 
     document, report = rank(ctx.path("model.pt"), "nvf", images=ctx.config["rank_images"],
                             seed=ctx.config["seed"])
@@ -185,7 +185,7 @@ def _run_command(command, args):
 
 
 def _harden(ctx):
-    from golden.harden_cli import harden
+    from neuroharden.golden.harden_cli import harden
 
     ctx.path("hardened").mkdir(exist_ok=True)
     reports = {}
@@ -203,10 +203,10 @@ def _harden(ctx):
 
 
 def _cost(ctx):
-    from golden.quantize import quantize_checkpoint
-    from golden.ranking import load_critical
-    from synth.cache import Cache
-    from synth.cost import protection_cost
+    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.golden.ranking import load_critical
+    from neuroharden.synth.cache import Cache
+    from neuroharden.synth.cost import protection_cost
 
     c = ctx.config
     net = quantize_checkpoint(ctx.path("model.pt"))[0]
@@ -229,9 +229,9 @@ def _cost(ctx):
 
 
 def _accelerator(ctx):
-    from hw.verilog import generate
-    from sim.compiler import k_depth_of
-    from golden.quantize import quantize_checkpoint
+    from neuroharden.hw.verilog import generate
+    from neuroharden.sim.compiler import k_depth_of
+    from neuroharden.golden.quantize import quantize_checkpoint
 
     c = ctx.config
     k_depth = k_depth_of(quantize_checkpoint(ctx.path("model.pt"))[0])
@@ -249,7 +249,7 @@ def _accelerator(ctx):
 
 
 def _rtl_check(ctx):
-    from sim.run_rtl import run_rtl
+    from neuroharden.sim.run_rtl import run_rtl
 
     c = ctx.config
     out = {}
@@ -268,7 +268,7 @@ def _variants(ctx):
 
 
 def _campaign_model(ctx):
-    from golden.campaign import run_campaign
+    from neuroharden.golden.campaign import run_campaign
 
     c = ctx.config
     out = {}
@@ -281,7 +281,7 @@ def _campaign_model(ctx):
 
 
 def _campaign_rtl(ctx):
-    from sim.rtl_campaign import run_rtl_campaign
+    from neuroharden.sim.rtl_campaign import run_rtl_campaign
 
     c = ctx.config
     out = {}
@@ -306,8 +306,8 @@ def _threshold_sweep(ctx):
     import csv
     import shutil
 
-    from golden.experiments.fig4 import command as fig4
-    from golden.models import load_checkpoint
+    from neuroharden.golden.experiments.fig4 import command as fig4
+    from neuroharden.golden.models import load_checkpoint
 
     c = ctx.config
     cache = ctx.path("fig4-cache")
@@ -331,8 +331,8 @@ def _threshold_sweep(ctx):
 
 
 def _synthesize(ctx):
-    from synth.area import report
-    from synth.cache import Cache
+    from neuroharden.synth.area import report
+    from neuroharden.synth.cache import Cache
 
     c = ctx.config
     rows = report(c["synth_designs"], [c["target"]], rows=c["rows"], cols=c["cols"],
@@ -341,7 +341,7 @@ def _synthesize(ctx):
 
 
 def _prove(ctx):
-    from synth.prove import PROPERTIES, run_property
+    from neuroharden.synth.prove import PROPERTIES, run_property
 
     return {"properties": [run_property(p) for p in PROPERTIES.values()]}
 
@@ -425,7 +425,7 @@ def run_stages(stages, out, config, *, say=click.echo, progress=None):
     """
     from tqdm import tqdm
 
-    from sim.report import NOT_AVAILABLE
+    from .report import NOT_AVAILABLE
 
     out = Path(out)
     (out / "stages").mkdir(parents=True, exist_ok=True)
@@ -497,7 +497,7 @@ def demo(output, as_json):
     building block is not in this version is listed as "not available in this
     version". The exit status is 1 when a stage failed.
     """
-    from sim.demo_report import build_report
+    from .demo_report import build_report
 
     out = Path(output)
     try:

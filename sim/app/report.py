@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golden.atomic import atomic_output
+from neuroharden.golden.atomic import atomic_output
 
 __all__ = ["Table", "Figure", "Section", "NOT_AVAILABLE", "write_report", "markdown_table"]
 

@@ -1,8 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from golden.experiments import experiment_modules
-from sim.cli import main
+from neuroharden.sim.app.experiments import experiment_modules
+from neuroharden.sim.app.cli import main
 
 
 def run(*args):
@@ -13,8 +13,11 @@ def test_modules_are_discovered_with_dashes():
     modules = experiment_modules()
     for name, module in (("table1", "table1"), ("fig4", "fig4"), ("tmr-pneu", "tmr_pneu"),
                          ("rank-compare", "rank_compare")):
-        assert modules[name] == module
-    assert "common" not in modules and not any(m.startswith("_") for m in modules.values())
+        assert modules[name] == f"neuroharden.golden.experiments.{module}"
+    for name, module in (("sa-fi", "sa_fi"), ("rtl-vs-model", "rtl_vs_model")):
+        assert modules[name] == f"neuroharden.sim.app.experiments.{module}"
+    assert "common" not in modules
+    assert not any(m.rsplit(".", 1)[-1].startswith("_") for m in modules.values())
 
 
 def test_help_lists_every_experiment():

@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from golden.experiments.sa_fi import PAPER
-from golden.injection import classify
-from golden.quantize import quantize_checkpoint
-from sim.cli import main
-from sim.compiler import compile_network
-from sim.stuck_weights import StuckWeightNetwork
+from neuroharden.sim.app.experiments.sa_fi import PAPER
+from neuroharden.golden.injection import classify
+from neuroharden.golden.quantize import quantize_checkpoint
+from neuroharden.sim.app.cli import main
+from neuroharden.sim.compiler import compile_network
+from neuroharden.sim.stuck_weights import StuckWeightNetwork
 
 ARGS = ["--rows", "4", "--cols", "4", "--images", "12", "--faults", "10"]
 
