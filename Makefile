@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick setup iverilog chromium clean
+.PHONY: demo test test-quick check-readme setup iverilog chromium clean
 
 demo: setup
 	$(BIN)/neuroharden demo -o report
@@ -19,6 +19,11 @@ test: setup chromium
 # The quick subset: Amaranth-simulator unit tests and golden model tests, no cocotb.
 test-quick: setup chromium
 	$(BIN)/python -m pytest -m "not slow" -n 2
+
+# The README's headline table equals the last committed demo results
+# (benchmarks/results/demo/headline.md, from its stages/): tests/test_readme.py.
+check-readme: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_readme.py
 
 setup: $(STAMP) iverilog
 

@@ -29,8 +29,8 @@ import time
 
 import torch
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.injection import InjectionEngine, naive_logits
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.golden.sampling import FaultSpace, leveugle_sample_size, sample_indices
 
 CACHE = os.path.join("build", "bench", "lenet5-digits-seed0.pt")

@@ -20,9 +20,9 @@ import time
 
 import torch
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.exact import exact_vulnerability
 from neuroharden.golden.nvf import nvf
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.golden.ranking import compare_nvf_exact
 
 

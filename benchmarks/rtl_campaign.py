@@ -37,11 +37,11 @@ import time
 
 import numpy as np
 
-from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.hw.contract import AcceleratorConfig
+from neuroharden.hw.pe import registers as pe_registers
 from neuroharden.sim.accelerator_tb import random_tile
 from neuroharden.sim.rtl_faults import RTLFaultSpace, sample
 from neuroharden.sim.rtl_runner import accelerator_design, run_faults, run_faults_dask, run_groups
-from neuroharden.sim.sites import resolve
 
 
 def rate(results):
@@ -87,13 +87,15 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     start_load = os.getloadavg()[0]
-    config = dict(rows=args.rows, cols=args.cols, k_depth=args.k, protect="none")
+    config = AcceleratorConfig(rows=args.rows, cols=args.cols, k_depth=args.k)
     tile = random_tile(np.random.default_rng(args.seed), args.rows, args.k, args.cols)
     # Builds (cached on disk) and catalogues, not measured.
     for sim in ("verilator", "icarus"):
         _, catalogue = accelerator_design(config, sim=sim)
-    sites = resolve(catalogue, ["array.pe_*.a_reg", "array.pe_*.w_reg", "array.pe_*.acc"])
-    cycles = tile_cycles(args.rows, args.cols, args.k)
+    # Every PE register (a_reg, w_reg, acc).
+    pe_kinds = {register.kind for register in pe_registers().values()}
+    sites = [site for site in catalogue if site.kind in pe_kinds]
+    cycles = config.schedule(args.k).cycles
     space = RTLFaultSpace(sites, "bitflip", cycles=cycles)
     faults = sample(space, args.faults, args.seed)
 
@@ -119,8 +121,7 @@ def main():
     groups = []
     for index in range(args.tiles):
         k = int(rng.integers(1, args.k + 1))
-        tile_space = RTLFaultSpace(sites, "bitflip",
-                                   cycles=tile_cycles(args.rows, args.cols, k))
+        tile_space = RTLFaultSpace(sites, "bitflip", cycles=config.schedule(k).cycles)
         groups.append((random_tile(rng, args.rows, k, args.cols),
                        sample(tile_space, args.faults_per_tile, args.seed + 3 + index)))
     started = time.perf_counter()

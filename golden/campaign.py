@@ -1,11 +1,26 @@
-"""Resumable statistical fault-injection campaigns on the integer model, stored in SQLite.
+"""Resumable statistical fault-injection campaigns, stored in SQLite.
 
-A campaign is defined by the model fingerprint (sha256 of the checkpoint file), the
-level (``model``), the fault model, target, bits per fault and allowed bit positions,
-the layers, the number of faults, the seed and the number of test images. Its id is the
-sha256 of that definition (canonical JSON). The fault list is the ``faults`` first draws
-without replacement from the fault space (:mod:`golden.sampling`), so it is the same on
-every run with the same arguments.
+Every campaign, whatever it injects into, is run by :func:`run`:
+
+* a :class:`CampaignDefinition` says what the campaign is: its level (``model``,
+  ``rtl``, ``sa-fi``, ...), the number of faults drawn, the seed, the test images, the
+  size of the fault population and the level's own fields (model fingerprint, fault
+  model, sites, ...). Its id is the sha256 of that definition (canonical JSON), so
+  campaigns that differ in anything have different ids. The planned faults are the
+  ``faults`` first draws without replacement from the population
+  (:func:`golden.sampling.sample_indices`), the same on every run;
+* an evaluator (:class:`golden.evaluator.Evaluator`) evaluates them: it packs the
+  faults into batches and turns a batch into result rows
+  (:func:`golden.outcomes.classify`'s classes);
+* an executor (:mod:`golden.executor`) evaluates the batches in-process or on Dask
+  workers.
+
+:func:`run` registers the campaign, evaluates only the planned faults the database does
+not hold yet, commits each batch's rows as it completes, and returns the summary
+(:func:`summarize`). The model-level campaign (:func:`run_campaign`, the integer model
+and :class:`golden.injection.InjectionEngine`) is defined here; the RTL campaigns
+(``sim.rtl_campaign``) and the stuck-at weight experiment (``sim.app.experiments.sa_fi``)
+are evaluators of their own, run the same way.
 
 Database (stdlib ``sqlite3``, WAL journal):
 
@@ -15,14 +30,12 @@ Database (stdlib ``sqlite3``, WAL journal):
 * ``campaigns(id PRIMARY KEY, definition, planned, images, fault_free_correct, created)``.
 * ``results(campaign, fault_index, population_index, fault, outcome, critical, changed,
   masked_images, tolerable_images, critical_images, correct,
-  PRIMARY KEY (campaign, fault_index))``: one row per planned fault, inserted in small
+  PRIMARY KEY (campaign, fault_index))``: one row per planned fault, inserted in
   committed batches as results arrive. A campaign killed at any point (``kill -9``
   included) and restarted with the same arguments evaluates only the missing faults;
   the primary key guarantees nothing is counted twice.
-
-With Dask (``workers > 1`` or a scheduler address) the workers evaluate chunks of faults
-(each worker builds its engine once from the scattered network and images) and the
-client alone writes the database.
+* ``evaluation(campaign PRIMARY KEY, seconds, faults)``: the wall time of the batches
+  that evaluated the stored faults, committed with them.
 """
 
 import hashlib
@@ -30,14 +43,19 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import dataclass, field
 
-import torch
+from tqdm import tqdm
 
+from .checkpoint import quantize_checkpoint
+from .evaluator import Evaluator
+from .executor import make_executor
 from .injection import InjectionEngine
+from .outcomes import OUTCOMES
 from .sampling import FaultSpace, leveugle_sample_size, sample_indices
 
-__all__ = ["APPLICATION_ID", "ResultsDB", "campaign_definition", "run_campaign",
-           "summarize", "file_sha256"]
+__all__ = ["APPLICATION_ID", "ResultsDB", "CampaignDefinition", "run", "summarize",
+           "summary_text", "ModelEvaluator", "run_campaign", "file_sha256"]
 
 #: ``PRAGMA application_id`` of a neuroharden results database ("NHFI").
 APPLICATION_ID = 0x4E484649
@@ -192,16 +210,155 @@ class ResultsDB:
     def close(self):
         self.conn.close()
 
+    def __enter__(self):
+        return self
 
-def campaign_definition(model_sha256, *, level, fault_model, target, bits, positions,
-                        layers, faults, seed, images, population):
-    """The canonical definition of a campaign and its id (sha256 of its JSON)."""
-    definition = {"tool": "neuroharden", "level": level, "model_sha256": model_sha256,
-                  "fault_model": fault_model, "target": target, "bits": bits,
-                  "positions": positions, "layers": layers, "faults": faults,
-                  "seed": seed, "images": images, "population": population}
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-    return definition, hashlib.sha256(text.encode()).hexdigest()[:32]
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+#: Fields every definition has; a level's own fields are the others.
+_COMMON_FIELDS = ("tool", "level", "faults", "seed", "images", "population")
+
+
+@dataclass(frozen=True)
+class CampaignDefinition:
+    """What a campaign is, and its id.
+
+    Parameters
+    ----------
+    level : str
+        What the faults are injected into: ``"model"``, ``"rtl"``, ``"sa-fi"``, ...
+    faults : int
+        Faults drawn from the population (the planned faults).
+    seed : int
+        Sampling seed.
+    images : int
+        Test images every fault is evaluated on.
+    population : int
+        Size of the fault population.
+    fields : dict
+        The level's own fields (JSON values), e.g. the model fingerprint and the fault
+        space; everything that tells two campaigns of the level apart.
+
+    Raises
+    ------
+    ValueError
+        A count that is not a positive integer, more faults than the population, a
+        field that is not JSON or that shadows a common one.
+    """
+
+    level: str
+    faults: int
+    seed: int
+    images: int
+    population: int
+    fields: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.level, str) or not self.level:
+            raise ValueError(f"Campaign level must be a non-empty string, not {self.level!r}")
+        for name, what in (("images", "Image count"), ("population", "Population size")):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{what} must be a positive integer, not {value!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"Seed must be an integer, not {self.seed!r}")
+        if not (isinstance(self.faults, int) and 1 <= self.faults <= self.population):
+            raise ValueError(f"cannot draw {self.faults} faults from a population of "
+                             f"{self.population}")
+        shadowed = sorted(set(self.fields) & set(_COMMON_FIELDS))
+        if shadowed:
+            raise ValueError(f"Campaign fields must not redefine {', '.join(shadowed)}")
+        try:
+            json.dumps(self.fields)
+        except TypeError as error:
+            raise ValueError(f"Campaign fields must be JSON values ({error})") from None
+
+    def as_dict(self):
+        """The definition as stored in the database (``tool``, the common fields and the
+        level's own)."""
+        return {"tool": "neuroharden", "level": self.level, **self.fields,
+                "faults": self.faults, "seed": self.seed, "images": self.images,
+                "population": self.population}
+
+    @property
+    def id(self):
+        """32 hex digits of the sha256 of the canonical JSON of :meth:`as_dict`."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def sample(self):
+        """The planned faults: population indices, in draw order (fault number ``k`` is
+        ``sample()[k]``)."""
+        return sample_indices(self.population, self.faults, self.seed)
+
+
+def run(definition, evaluator, *, db_path, executor=None, chunk=128, progress=None,
+        label="campaign"):
+    """Run (or resume) a campaign and return its summary.
+
+    Registers the campaign in the database, draws its planned faults
+    (:meth:`CampaignDefinition.sample`), evaluates those not stored yet in batches
+    (:meth:`golden.evaluator.Evaluator.batches`) and commits each batch's rows and
+    evaluation time as the batch completes.
+
+    Parameters
+    ----------
+    definition : CampaignDefinition
+    evaluator : golden.evaluator.Evaluator
+    db_path : str or os.PathLike
+        SQLite results database (:class:`ResultsDB`).
+    executor : golden.executor.Executor, optional
+        Where batches are evaluated (default: in-process).
+    chunk : int
+        Most faults per batch.
+    progress : bool, optional
+        tqdm bar; by default only on a terminal.
+    label : str
+        Name of the progress bar.
+
+    Returns
+    -------
+    dict
+        :func:`summarize`'s summary plus ``campaign`` (the id), ``population`` and
+        ``db``.
+
+    Raises
+    ------
+    ValueError
+        A bad chunk, a database that is not a neuroharden one, or a campaign id stored
+        with another definition.
+    """
+    if not (isinstance(chunk, int) and chunk >= 1):
+        raise ValueError(f"Chunk must be a positive number of faults, not {chunk!r}")
+    cid, planned = definition.id, definition.faults
+    correct = evaluator.fault_free_correct()
+    with ResultsDB(db_path) as db:
+        db.register(cid, definition.as_dict(), planned, definition.images, correct)
+        indices = definition.sample()
+        number = {p: k for k, p in enumerate(indices)}
+        done = db.done(cid)
+        todo = [indices[k] for k in range(planned) if k not in done]
+        start = time.perf_counter()
+        if todo:
+            bar = tqdm(total=planned, initial=planned - len(todo), desc=label, unit="fault",
+                       disable=None if progress is None else not progress)
+            with bar, (executor or make_executor()) as running:
+                results = running.map(evaluator, cid, evaluator.batches(todo, chunk))
+                last = time.perf_counter()
+                for _, rows in results:
+                    now = time.perf_counter()
+                    db.add(cid, [(number[p], p, fault, result) for p, fault, result in rows],
+                           seconds=now - last)
+                    last = now
+                    bar.update(len(rows))
+        seconds = time.perf_counter() - start
+        summary = summarize(db.results(cid), planned, definition.images, correct, seconds,
+                            len(todo), db.evaluation(cid))
+    summary.update({"campaign": cid, "population": definition.population,
+                    "db": str(db_path)})
+    return summary
 
 
 def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated=0,
@@ -216,8 +373,7 @@ def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated
     """
     rate_seconds, rate_faults = evaluation
     n = len(rows)
-    counts = {o: sum(r["outcome"] == o for r in rows) for o in ("masked", "tolerable",
-                                                               "critical")}
+    counts = {o: sum(r["outcome"] == o for r in rows) for o in OUTCOMES}
     critical = sum(bool(r["critical"]) for r in rows)
     ff_acc = fault_free_correct / images if images else 0.0
     mean_acc = (sum(r["correct"] for r in rows) / (n * images)) if n and images else ff_acc
@@ -233,21 +389,59 @@ def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated
             else None}
 
 
-# -- evaluation on a Dask worker ----------------------------------------------------
+def summary_text(summary, title):
+    """A campaign summary as text: ``title``, then paper 003's and paper 004's classes.
 
-_ENGINES = {}
+    Parameters
+    ----------
+    summary : dict
+        :func:`run`'s summary.
+    title : str
+        First line (what the campaign is: id, fault space, images).
+    """
+    n = max(1, summary["completed"])
+    fps = summary["faults_per_second"]
+    return (
+        f"{title}\n"
+        f"  paper 003: masked {summary['masked']} ({100 * summary['masked'] / n:.2f} %), "
+        f"tolerable {summary['tolerable']} ({100 * summary['tolerable'] / n:.2f} %), "
+        f"critical {summary['critical_003']} ({100 * summary['critical_003'] / n:.2f} %)\n"
+        f"  paper 004: critical faults {summary['critical']} "
+        f"({100 * summary['critical_rate']:.2f} %), accuracy loss "
+        f"{100 * summary['accuracy_loss']:.3f} points (fault-free "
+        f"{100 * summary['fault_free_accuracy']:.2f} %)\n"
+        f"  {summary['evaluated_now']} evaluated now"
+        + (f", {fps:.2f} faults/s" if fps else ""))
 
 
-def _evaluate_on_worker(key, net, x, labels, fault_dicts):
-    """Evaluate a chunk of faults with a per-process engine built once per campaign."""
-    from .faults import Fault
+class ModelEvaluator(Evaluator):
+    """Faults of a model-level fault space evaluated on the integer network.
 
-    torch.set_num_threads(1)
-    engine = _ENGINES.get(key)
-    if engine is None:
-        _ENGINES.clear()
-        engine = _ENGINES[key] = InjectionEngine(net, x, labels)
-    return engine.evaluate([Fault.from_dict(d) for d in fault_dicts])
+    Parameters
+    ----------
+    net : golden.intmodel.IntNet or golden.hardened.HardenedNet
+    x : torch.Tensor
+        int8 test images (int64 values).
+    labels : torch.Tensor
+        Their labels.
+    space : golden.sampling.FaultSpace
+    """
+
+    def __init__(self, net, x, labels, space):
+        self.net, self.x, self.labels, self.space = net, x, labels, space
+        self._engine = None
+
+    def fault_free_correct(self):
+        return int((self.net.predict(self.x) == self.labels).sum())
+
+    def prepare(self):
+        """Build the :class:`golden.injection.InjectionEngine` (the fault-free run)."""
+        self._engine = InjectionEngine(self.net, self.x, self.labels)
+
+    def evaluate(self, batch):
+        faults = [self.space.fault(p) for p in batch]
+        return [(p, fault.to_json(), result) for p, fault, result
+                in zip(batch, faults, self._engine.evaluate(faults))]
 
 
 def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
@@ -259,7 +453,7 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
     Parameters
     ----------
     model_path : str
-        Checkpoint written by ``neuroharden train``.
+        Checkpoint written by ``neuroharden train`` (or a hardened network file).
     fault_model, target, bits, positions, layers
         Fault space (:class:`golden.sampling.FaultSpace`).
     confidence, margin : float
@@ -277,29 +471,30 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
     scheduler : str, optional
         Address of a running Dask scheduler (overrides ``workers``).
     chunk : int
-        Faults per evaluation chunk (and per database commit).
+        Faults per evaluation batch (and per database commit).
     progress : bool, optional
         tqdm bar; by default only on a terminal.
+    data_dir : str, optional
+        Dataset directory (default: the one used for training).
 
     Returns
     -------
     dict
-        :func:`summarize`'s summary plus ``campaign``, ``population`` and ``db``.
+        :func:`run`'s summary plus ``fault_model``, ``target`` and ``level``.
 
     Raises
     ------
     ValueError
         Bad checkpoint, fault space, sample size or database, or a ``level`` other than
-        ``"model"`` (RTL campaigns are :func:`sim.rtl_campaign.run_rtl_campaign`).
+        ``"model"`` (RTL campaigns are ``sim.rtl_campaign.run_rtl_campaign``).
     """
     if level != "model":
         raise ValueError(f"run_campaign runs model-level campaigns, not level {level!r}; "
                          f"RTL campaigns run through `neuroharden campaign --level rtl` "
                          f"(sim.rtl_campaign.run_rtl_campaign)")
-    from .quantize import quantize_checkpoint
-
     if not os.path.isfile(model_path):
         raise ValueError(f"{model_path}: no such checkpoint")
+    executor = make_executor(workers=workers, scheduler=scheduler)
     model_sha = file_sha256(model_path)
     net, _, _, data = quantize_checkpoint(model_path, data_dir)
     x_all, y_all = data.x_test, data.y_test
@@ -308,84 +503,17 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
             raise ValueError(f"images must be at least 1, got {images}")
         x_all, y_all = x_all[:images], y_all[:images]
     x = net.quantize_input(x_all)
-    labels = y_all
     space = FaultSpace(net, fault_model, target, bits, layers=layers, seed=seed,
                        positions=positions)
     n = faults if faults is not None else leveugle_sample_size(len(space), confidence,
                                                                  margin)
-    if not 1 <= n <= len(space):
-        raise ValueError(f"cannot draw {n} faults from a population of {len(space)}")
     described = space.describe()
-    definition, cid = campaign_definition(
-        model_sha, level=level, fault_model=fault_model, target=target,
-        bits=described["bits"], positions=described["positions"],
-        layers=list(described["layers"]), faults=n, seed=seed, images=len(x),
-        population=len(space))
-    db = ResultsDB(db_path)
-    try:
-        engine = InjectionEngine(net, x, labels)
-        db.register(cid, definition, n, len(x), engine.fault_free_correct())
-        indices = sample_indices(len(space), n, seed)
-        done = db.done(cid)
-        todo = [k for k in range(n) if k not in done]
-        start = time.perf_counter()
-        _evaluate(engine, net, x, labels, space, indices, todo, db, cid, cid + model_sha,
-                  workers, scheduler, chunk, progress, n)
-        seconds = time.perf_counter() - start
-        summary = summarize(db.results(cid), n, len(x), engine.fault_free_correct(),
-                            seconds, len(todo), db.evaluation(cid))
-    finally:
-        db.close()
-    summary.update({"campaign": cid, "population": len(space), "db": str(db_path),
-                    "fault_model": fault_model, "target": target, "level": level})
+    definition = CampaignDefinition(
+        level=level, faults=n, seed=seed, images=len(x), population=len(space),
+        fields={"model_sha256": model_sha, "fault_model": fault_model, "target": target,
+                "bits": described["bits"], "positions": described["positions"],
+                "layers": list(described["layers"])})
+    summary = run(definition, ModelEvaluator(net, x, y_all, space), db_path=db_path,
+                  executor=executor, chunk=chunk, progress=progress)
+    summary.update({"fault_model": fault_model, "target": target, "level": level})
     return summary
-
-
-def _evaluate(engine, net, x, labels, space, indices, todo, db, cid, key, workers,
-              scheduler, chunk, progress, planned):
-    from tqdm import tqdm
-
-    chunks = [todo[a:a + chunk] for a in range(0, len(todo), chunk)]
-    bar = tqdm(total=planned, initial=planned - len(todo), desc="campaign", unit="fault",
-               disable=None if progress is None else not progress)
-
-    last = time.perf_counter()
-
-    def store(ks, results):
-        nonlocal last
-        now = time.perf_counter()
-        db.add(cid, [(k, indices[k], space.fault(indices[k]).to_json(), r)
-                     for k, r in zip(ks, results)], seconds=now - last)
-        last = now
-        bar.update(len(ks))
-
-    try:
-        if scheduler is None and workers <= 1:
-            for ks in chunks:
-                store(ks, engine.evaluate([space.fault(indices[k]) for k in ks]))
-            return
-        from distributed import Client, LocalCluster, as_completed
-
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
-        else:
-            client = Client(scheduler)
-        try:
-            net_f, x_f, y_f = client.scatter([net, x, labels], broadcast=True)
-            futures = {}
-            for ks in chunks:
-                dicts = [space.fault(indices[k]).to_dict() for k in ks]
-                fut = client.submit(_evaluate_on_worker, key, net_f, x_f, y_f, dicts,
-                                    pure=False)
-                futures[fut] = ks
-            for fut in as_completed(futures):
-                store(futures[fut], fut.result())
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    finally:
-        bar.close()

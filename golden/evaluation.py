@@ -2,7 +2,7 @@
 
 import torch
 
-from .quantize import quantize_checkpoint
+from .checkpoint import quantize_checkpoint
 from .train import accuracy
 
 __all__ = ["EVAL_BATCH", "int8_predictions", "evaluate_checkpoint"]

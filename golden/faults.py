@@ -32,7 +32,6 @@ computes that neuron for every inference).
 """
 
 import json
-import math
 from dataclasses import asdict, dataclass
 
 from .numerics import ACC_WIDTH, WIDTH, wrap
@@ -195,8 +194,3 @@ def apply_fault_value(values, fault):
     else:
         unsigned = unsigned | mask
     return wrap(unsigned, width)
-
-
-def bit_combinations(width, bits):
-    """Number of ``bits``-bit subsets of a ``width``-bit word."""
-    return math.comb(width, bits)

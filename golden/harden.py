@@ -30,16 +30,24 @@ what is really built (every pixel of a protected channel).
 
 import dataclasses
 import math
+import os
 
 import torch
 
-from .hardened import VOTERS, HardenedNet, LayerProtection
+from .campaign import file_sha256
+from .checkpoint import quantize_checkpoint
+from .evaluation import int8_predictions
+from .hardened import VOTERS, HardenedNet, LayerProtection, is_hardened, save_hardened
 from .quantize import SHIFT_LIMIT
+from .ranking import load_critical
 
-__all__ = ["SCHEMES", "select_top", "select_bottom", "to_channels", "harden", "cost"]
+__all__ = ["SCHEMES", "CHECKPOINT_SCHEMES", "select_top", "select_bottom", "to_channels",
+           "harden", "cost", "harden_checkpoint"]
 
 #: Protection schemes of :func:`harden`.
 SCHEMES = ("lcu", "tmr")
+#: Schemes of :func:`harden_checkpoint`: ``tmr-prune`` is paper 000's TMR with pruning.
+CHECKPOINT_SCHEMES = ("lcu", "tmr", "tmr-prune")
 _COPIES = {"lcu": 2, "tmr": 3}
 
 
@@ -250,3 +258,105 @@ def cost(net):
         out["macs"] += layer.weight.numel() * positions
         out["memory_bytes"] += layer.weight.numel() + 4 * layer.bias.numel()
     return out
+
+
+def _accuracy(net, x, labels):
+    predictions = int8_predictions(net, x)
+    return predictions, float((predictions == labels).double().mean())
+
+
+def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, fraction=None,
+                      voter=None, data_dir=None, output):
+    """Protect the critical neurons of a checkpoint, write HARDENED.pt, report the cost.
+
+    Selection: the ranking is a CRITICAL.json of the same model
+    (:func:`golden.ranking.load_critical`, sorted by decreasing score); ``threshold``
+    protects every neuron whose score (NVF in %) is at least ``threshold``, ``fraction``
+    the first ``fraction`` % of the ranked list (ties in the file's order)
+    (:func:`select_top`). Conv neurons (pixels) map to whole output channels
+    (:func:`to_channels`). ``tmr-prune`` is paper 000's flow: TMR on the selected
+    neurons and pruning of as many neurons from the bottom of the ranking (the bottom
+    ``fraction`` % with ``fraction``); the output layer is never pruned.
+
+    Parameters
+    ----------
+    model_path : str or os.PathLike
+        Checkpoint written by ``neuroharden train`` (MODEL.pt), not a hardened network.
+    critical_path : str or os.PathLike
+        Neuron ranking of that model (CRITICAL.json).
+    scheme : {"lcu", "tmr", "tmr-prune"}
+        LCU splitting, selective TMR, or TMR and pruning.
+    threshold, fraction : float
+        Exactly one: the selection of :func:`select_top`.
+    voter : {"bitwise", "word"}, optional
+        TMR voter (default bitwise); only for the tmr schemes.
+    data_dir : str, optional
+        Dataset directory (default: the one used for training).
+    output : str or os.PathLike
+        Hardened network file to write (:func:`golden.hardened.save_hardened`).
+
+    Returns
+    -------
+    dict
+        The selection (``scheme``, ``voter``, ``threshold``, ``fraction``, ``critical``,
+        ``selected_neurons``, ``protected_neurons``, ``protected_channels``,
+        ``pruned_channels``, ``pruned_neurons``, as stored in the file), ``model``,
+        ``model_sha256``, ``output``, ``layers`` (protected and pruned channels per
+        layer), ``before`` and ``after`` (:func:`cost` of the original and hardened
+        networks), ``images``, ``int8_accuracy_before``, ``int8_accuracy_after`` (over
+        the test split) and ``changed_predictions`` (test images whose prediction
+        changed: split neurons round, pruning removes).
+
+    Raises
+    ------
+    ValueError
+        A bad scheme, selection or voter, an output that would overwrite an input, a
+        hardened or unreadable model, a ranking of another model, or a layer the scheme
+        refuses.
+    """
+    if scheme not in CHECKPOINT_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(CHECKPOINT_SCHEMES)}, "
+                         f"not {scheme!r}")
+    if (threshold is None) == (fraction is None):
+        raise ValueError("give exactly one of threshold and fraction")
+    if voter is not None and scheme == "lcu":
+        raise ValueError("voter applies to the tmr schemes only")
+    if os.path.abspath(output) in (os.path.abspath(model_path),
+                                   os.path.abspath(critical_path)):
+        raise ValueError("output must not overwrite the model or the ranking")
+    if is_hardened(model_path):
+        raise ValueError(f"{model_path}: is already a hardened network; give the original "
+                         f"model checkpoint")
+    net, _, _, data = quantize_checkpoint(model_path, data_dir)
+    model_sha = file_sha256(model_path)
+    ranking = [(n["layer"], n["index"], n["score"])
+               for n in load_critical(critical_path, model_path)["neurons"]]
+    top = select_top(ranking, threshold=threshold, fraction=fraction)
+    protect = to_channels(net, top)
+    prune = (to_channels(net, [n for n in select_bottom(ranking, len(top))
+                               if n[0] != net.layers[-1].name], whole=True)
+             if scheme == "tmr-prune" else [])
+    hardened = harden(net, "lcu" if scheme == "lcu" else "tmr", protect, prune=prune,
+                      voter=voter or "bitwise", label=scheme)
+    before, after = cost(net), cost(hardened)
+    x = data.x_test
+    pred_before, acc_before = _accuracy(net, x, data.y_test)
+    pred_after, acc_after = _accuracy(hardened, x, data.y_test)
+    per_layer = {layer.name: {"protected": sorted(c for n, c in protect if n == layer.name),
+                              "pruned": sorted(c for n, c in prune if n == layer.name)}
+                 for layer in net.layers}
+    pixels = {layer.name: layer.neurons // layer.weight.shape[0] for layer in net.layers}
+    selection = {"scheme": scheme, "voter": hardened.voter, "threshold": threshold,
+                 "fraction": fraction, "critical": str(critical_path),
+                 "selected_neurons": len(top),
+                 "protected_neurons": sum(pixels[name] for name, _ in protect),
+                 "protected_channels": len(protect), "pruned_channels": len(prune),
+                 "pruned_neurons": sum(pixels[name] for name, _ in prune)}
+    raw = torch.load(model_path, map_location="cpu", weights_only=True)
+    save_hardened(hardened, output, model_sha256=model_sha, checkpoint=raw,
+                  selection=selection)
+    return {**selection, "model": str(model_path), "model_sha256": model_sha,
+            "output": str(output), "layers": per_layer, "before": before, "after": after,
+            "images": len(x), "int8_accuracy_before": acc_before,
+            "int8_accuracy_after": acc_after,
+            "changed_predictions": int((pred_before != pred_after).sum())}

@@ -51,22 +51,23 @@ A plain dict that ``torch.load(path, weights_only=True)`` reads:
   ``lcu``, ``tmr``, ``read`` and ``pruned``;
 * ``model_sha256``: sha256 of the original checkpoint file (its fingerprint);
 * ``checkpoint``: the original checkpoint's content (float weights and metadata), so the
-  hardened file alone evaluates: dataset, float accuracy, campaigns;
+  hardened file alone evaluates: dataset, float accuracy, campaigns
+  (:func:`golden.checkpoint.load_hardened_checkpoint`);
 * ``selection``: primitives describing how the protected neurons were chosen.
 """
 
 import os
 import zipfile
-from .atomic import atomic_output
 from dataclasses import dataclass, field, fields
 
 import torch
 
+from .atomic import atomic_output
 from .intmodel import IntLayer, IntNet
 from .numerics import HALF_MAX, INT8_MAX, lcu, vote_bitwise, vote_word
 
 __all__ = ["HARDENED_FORMAT", "VOTERS", "LayerProtection", "HardenedNet", "is_hardened",
-           "save_hardened", "load_hardened", "load_hardened_checkpoint"]
+           "save_hardened", "load_hardened"]
 
 #: ``format`` field of a hardened network file.
 HARDENED_FORMAT = "neuroharden-hardened-1"
@@ -339,38 +340,3 @@ def load_hardened(path):
         raise ValueError(f"{path}: unknown voter {net.voter!r}")
     return net, {k: v for k, v in payload.items() if k != "layers"}
 
-
-def load_hardened_checkpoint(path, data_dir=None):
-    """Load a hardened file the way :func:`golden.quantize.quantize_checkpoint` loads a model.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    data_dir : str, optional
-        Dataset directory; defaults to the one recorded at training time.
-
-    Returns
-    -------
-    (HardenedNet, golden.models.Net, dict, golden.datasets.Dataset)
-        The hardened integer network, the *original* float network, the original
-        checkpoint's metadata (plus ``hardened``: scheme, voter, model_sha256 and the
-        selection) and the dataset.
-    """
-    from .datasets import load_dataset
-    from .models import Net
-
-    net, rest = load_hardened(path)
-    checkpoint = rest["checkpoint"]
-    try:
-        float_net = Net(checkpoint["model"])
-        float_net.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: damaged original checkpoint inside ({error})") from None
-    float_net.eval()
-    metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
-    metadata["hardened"] = {"scheme": net.scheme, "voter": net.voter,
-                            "model_sha256": rest["model_sha256"],
-                            "selection": rest["selection"]}
-    data = load_dataset(metadata.get("dataset", "digits"), float_net.input_shape,
-                        data_dir if data_dir is not None else metadata.get("data_dir"))
-    return net, float_net, metadata, data

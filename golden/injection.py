@@ -2,7 +2,8 @@
 
 :class:`InjectionEngine` evaluates many permanent faults (:class:`golden.faults.Fault`)
 against a fixed set of images (the test split) and returns, per fault, the faulty int8
-logits of every image or directly the outcome classes of :func:`classify`.
+logits of every image or directly the outcome classes of
+:func:`golden.outcomes.classify`.
 
 How it is fast
 --------------
@@ -54,28 +55,6 @@ saturate at :data:`golden.numerics.HALF_MAX`); both engines then requantize ever
 of layer ``i`` they compute with ``requantize(..., high=saturation(i))``, as its
 ``layer_step`` does. Without it every channel saturates at
 :data:`golden.numerics.INT8_MAX`.
-
-Outcome classes (:func:`classify`)
-----------------------------------
-Per (fault, image), with ``Y`` the fault-free int8 logits and ``Y~`` the faulty ones:
-
-* the *score* of an output is the softmax probability of its top-1 class, computed on the
-  dequantized logits (``logit * out_scale`` of the last layer) in float64: paper 003
-  compares probability vectors, and a raw int8 logit can be negative or zero, which makes
-  its ratio meaningless;
-* *masked*: ``Y~ == Y`` exactly (paper 003);
-* *critical* (paper 003): top-1 changes, or ``score(Y~) / score(Y) < 0.95``;
-* *tolerable*: otherwise (same top-1, ratio ``>= 0.95``; the paper leaves exactly 0.95
-  open, DESIGN.md says "not below 0.95").
-
-Per fault, paper 003's class is the worst class over the images: critical if it is
-critical on at least one image, else tolerable if it changes the logits of at least one
-image, else masked. Paper 004's *critical fault* is a fault for which the top-1 class
-differs from the fault-free top-1 on at least one image; the number of such images is
-kept too (``changed``). ``correct`` counts images whose faulty top-1 equals the label,
-from which the campaign's accuracy loss (paper 004: fault-free accuracy minus the mean
-faulty accuracy over the faults) is computed. Top-1 is ``argmax`` with ties to the lowest
-index, as :meth:`golden.intmodel.IntNet.predict`.
 """
 
 import copy
@@ -87,13 +66,9 @@ import torch.nn.functional as F
 
 from .faults import apply_fault_value
 from .numerics import ACC_WIDTH, INT8_MAX, WIDTH, requantize, wrap
+from .outcomes import classify
 
-__all__ = ["InjectionEngine", "naive_logits", "classify", "TOLERANCE", "OUTCOMES"]
-
-#: Paper 003's tolerance on the ratio of top-1 scores.
-TOLERANCE = 0.95
-#: Paper 003's classes, in increasing severity.
-OUTCOMES = ("masked", "tolerable", "critical")
+__all__ = ["InjectionEngine", "naive_logits"]
 
 _MODEL_CODE = {"bitflip": 0, "stuck0": 1, "stuck1": 2, "crash": 3, "byzantine": 4}
 
@@ -611,7 +586,7 @@ class InjectionEngine:
         return self.logits.unsqueeze(0).repeat(n, 1, 1)
 
     def evaluate(self, faults, chunk=256):
-        """Outcome of each fault (see :func:`classify`), in order.
+        """Outcome of each fault (:func:`golden.outcomes.classify`), in order.
 
         Returns
         -------
@@ -632,48 +607,6 @@ class InjectionEngine:
     def fault_free_correct(self):
         """Images the fault-free network classifies correctly (needs labels)."""
         return int((self.logits.argmax(1) == self.labels).sum())
-
-
-def classify(faulty, reference, labels=None, out_scale=1.0, tolerance=TOLERANCE):
-    """Classify faults from their logits (see the module docstring).
-
-    Parameters
-    ----------
-    faulty : torch.Tensor
-        int ``[F, B, classes]`` faulty logits.
-    reference : torch.Tensor
-        int ``[B, classes]`` fault-free logits.
-    labels : torch.Tensor, optional
-        ``[B]`` labels for the ``correct`` counts.
-    out_scale : float
-        Real value of one logit LSB (dequantization before the softmax).
-
-    Returns
-    -------
-    list of dict
-    """
-    same = (faulty == reference.unsqueeze(0)).all(-1)                    # [F, B]
-    top_ref = reference.argmax(-1)
-    top = faulty.argmax(-1)
-    p_ref = torch.softmax(reference.double() * out_scale, -1).amax(-1)
-    p = torch.softmax(faulty.double() * out_scale, -1).amax(-1)
-    changed = top != top_ref.unsqueeze(0)
-    critical_img = (changed | (p / p_ref.unsqueeze(0) < tolerance)) & ~same
-    tolerable_img = ~same & ~critical_img
-    n_changed = changed.sum(1).tolist()
-    n_masked = same.sum(1).tolist()
-    n_crit = critical_img.sum(1).tolist()
-    n_tol = tolerable_img.sum(1).tolist()
-    correct = ((top == labels.unsqueeze(0)).sum(1).tolist() if labels is not None
-               else [None] * faulty.shape[0])
-    out = []
-    for f in range(faulty.shape[0]):
-        outcome = ("critical" if n_crit[f] else "tolerable" if n_tol[f] else "masked")
-        out.append({"outcome": outcome, "critical": n_changed[f] > 0,
-                    "changed": n_changed[f], "masked_images": n_masked[f],
-                    "tolerable_images": n_tol[f], "critical_images": n_crit[f],
-                    "correct": correct[f]})
-    return out
 
 
 def naive_logits(net, x, fault):

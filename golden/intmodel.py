@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .numerics import add_bias, requantize
 
-__all__ = ["IntLayer", "IntNet", "load_intnet"]
+__all__ = ["IntLayer", "IntNet"]
 
 
 @dataclass
@@ -172,31 +172,3 @@ class IntNet:
         """Top-1 classes of int8 inputs (argmax of the int8 logits, ties to the lowest index)."""
         return torch.argmax(self.forward(x_int), dim=1)
 
-
-def load_intnet(model_path, data_dir=None):
-    """Quantize a trained checkpoint into an :class:`IntNet`, deterministically.
-
-    Loads the checkpoint (``weights_only=True``), rebuilds the float model, calibrates
-    the activation scales on the training split of its dataset and quantizes it with
-    :func:`golden.quantize.quantize`. Nothing is cached.
-
-    Parameters
-    ----------
-    model_path : str or os.PathLike
-        Checkpoint written by ``neuroharden train``.
-    data_dir : str, optional
-        Dataset directory; defaults to the one recorded at training time.
-
-    Returns
-    -------
-    IntNet
-
-    Raises
-    ------
-    ValueError
-        Unreadable checkpoint or dataset.
-    """
-    # quantize builds IntLayer/IntNet, so it is imported here, not at module level.
-    from .quantize import quantize_checkpoint
-
-    return quantize_checkpoint(model_path, data_dir)[0]

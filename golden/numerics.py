@@ -5,7 +5,7 @@ integer tensors alike (it only uses ``+ * & | >> <<`` and ``.clip``), so the int
 model, the Amaranth post-processor tests and the cocotb reference models call the very
 same code. Nothing here imports torch or Amaranth.
 
-Contract (see DESIGN.md):
+Contract (the README's "The numeric contract"):
 
 * weights and activations are int8, symmetric; bias is int32;
 * accumulation is signed, ``acc_width`` bits, two's complement wrap-around;

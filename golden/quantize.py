@@ -22,15 +22,10 @@ import math
 
 import torch
 
-from .datasets import load_dataset
-from .hardened import is_hardened, load_hardened_checkpoint
 from .intmodel import IntLayer, IntNet
-from .models import load_checkpoint
 from .numerics import MULTIPLIER_WIDTH
 
-__all__ = [
-    "CALIBRATION_IMAGES", "fixed_point", "weight_scales", "quantize", "quantize_checkpoint",
-]
+__all__ = ["CALIBRATION_IMAGES", "fixed_point", "weight_scales", "quantize"]
 
 #: Training images used to calibrate the activation scales.
 CALIBRATION_IMAGES = 2048
@@ -131,33 +126,3 @@ def quantize(net, x_calibration):
         s_in = s_out
     return IntNet(layers=layers, input_scale=input_scale, input_shape=tuple(net.input_shape))
 
-
-def quantize_checkpoint(model_path, data_dir=None):
-    """Load a checkpoint, calibrate on its training split and quantize it.
-
-    Parameters
-    ----------
-    model_path : str or os.PathLike
-        Checkpoint written by ``neuroharden train``.
-    data_dir : str, optional
-        Dataset directory; defaults to the one recorded in the checkpoint.
-
-    Returns
-    -------
-    (IntNet, golden.models.Net, dict, golden.datasets.Dataset)
-        The integer network, the float network, the checkpoint metadata and the dataset.
-        A hardened network file (``neuroharden harden``) is read as it is, not
-        re-quantized: :func:`golden.hardened.load_hardened_checkpoint`.
-
-    Raises
-    ------
-    ValueError
-        Unreadable checkpoint or dataset.
-    """
-    if is_hardened(model_path):
-        return load_hardened_checkpoint(model_path, data_dir)
-    net, metadata = load_checkpoint(model_path)
-    data = load_dataset(metadata.get("dataset", "digits"), net.input_shape,
-                        data_dir if data_dir is not None else metadata.get("data_dir"))
-    intnet = quantize(net, data.x_train[:CALIBRATION_IMAGES])
-    return intnet, net, metadata, data

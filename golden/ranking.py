@@ -355,7 +355,7 @@ def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_
         Bad checkpoint, method or argument.
     """
     from .campaign import file_sha256
-    from .quantize import quantize_checkpoint
+    from .checkpoint import quantize_checkpoint
 
     if method not in METHODS:
         raise ValueError(f"unknown ranking method {method!r} (choose from {', '.join(METHODS)})")

@@ -1,49 +1,19 @@
 """The accelerator: operand buffers, systolic array, post-processor, protection, control."""
 
-import enum
-
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from neuroharden.golden.numerics import MULTIPLIER_WIDTH, SHIFT_WIDTH
-from .pe import check_int, check_widths, read_register
-from .protection import ProtectionUnit, group_layout, index_width
+from .contract import (ACT_BUF, ARRAY, BIAS, DONE, GROUP, K_LEN, MULTIPLIER, OUT_BUF, OUT_ROW,
+                       OUTPUT_WIDTH, RELU, SHIFT, STATE, STEP, WGT_BUF, WORD_VOTE,
+                       WRITE_SELECT, Y, AcceleratorConfig, State)
+from .pe import read_register
+from .protection import ProtectionUnit, index_width
 from .requantizer import BIAS_WIDTH, Requantizer
-from .systolic_array import SystolicArray
+from .systolic_array import SystolicArray, flush_cycles
 
-__all__ = ["Accelerator", "PROTECT", "WRITE_SELECT", "OUTPUT_WIDTH", "tile_cycles"]
-
-#: Protection built into an accelerator.
-PROTECT = ("none", "lcu", "tmr")
-#: ``wr_sel`` code of every loadable buffer and register (see :class:`Accelerator`).
-WRITE_SELECT = {"act": 0, "wgt": 1, "bias": 2, "multiplier": 3, "shift": 4, "relu": 5,
-                "group": 6, "k": 7, "word_vote": 8}
-#: Width of the int8 outputs.
-OUTPUT_WIDTH = 8
-
-
-class State(enum.IntEnum):
-    """Controller states, in the order a run visits them."""
-
-    IDLE = 0
-    CLEAR = 1
-    STREAM = 2
-    FLUSH = 3
-    DRAIN = 4
-    WRITE = 5
-
-
-def tile_cycles(rows, cols, k):
-    """Clock cycles from the cycle ``start`` is sampled to the first cycle ``done`` is 1.
-
-    One clear cycle, ``k`` streaming cycles, ``rows + cols - 1`` flush cycles, ``rows``
-    drain cycles and one cycle writing the last row: ``k + 2 * rows + cols + 2``
-    including the cycle that samples ``start``. It depends on the array size, not on the
-    size of the tile loaded into it.
-    """
-    return k + 2 * rows + cols + 2
+__all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
@@ -55,38 +25,26 @@ class Accelerator(wiring.Component):
     the :class:`~hw.protection.ProtectionUnit` (``protect``) merges the copies of every
     protected neuron, and the rows are written to the output buffer.
 
+    Its contract, :mod:`hw.contract`, declares the configuration
+    (:class:`~hw.contract.AcceleratorConfig`), the load port
+    (:data:`~hw.contract.WRITE_SELECT`), the names and shapes of every register and
+    buffer (:attr:`~hw.contract.AcceleratorConfig.registers`, which this component
+    creates its registers from), the cycle schedule (:class:`~hw.contract.Schedule`)
+    and the packing of a tile into load-port words.
+
     **Loading** (only while idle, ``busy == 0``): each cycle with ``wr_en = 1`` writes
-    ``wr_data`` into the buffer or register that ``wr_sel`` selects
-    (:data:`WRITE_SELECT`) at ``wr_addr``:
-
-    ====================  ==========  =====================================================
-    ``wr_sel``            ``wr_addr`` ``wr_data``
-    ====================  ==========  =====================================================
-    ``act`` (0)           ``k``       column ``k`` of A: element ``r`` = ``A[r, k]``
-                                      in bits ``width*r ..`` (buffer ``act_buf``)
-    ``wgt`` (1)           ``k``       row ``k`` of B: element ``c`` = ``B[k, c]``
-                                      (buffer ``wgt_buf``)
-    ``bias`` (2)          ``c``       int32 bias of column ``c`` (``bias_{c}``)
-    ``multiplier`` (3)    ``c``       16-bit multiplier (``multiplier_{c}``)
-    ``shift`` (4)         ``c``       6-bit shift (``shift_{c}``)
-    ``relu`` (5)          ``c``       bit 0: ReLU (``relu_{c}``)
-    ``group`` (6)         ``c``       protection-group code (``group_{c}``, see
-                                      :func:`hw.protection.encode_group`; 0 = unprotected)
-    ``k`` (7)             --          reduction length ``K`` in ``1 .. k_depth`` (``k_len``)
-    ``word_vote`` (8)     --          ``"tmr"``: bit 0 selects the word-level vote
-                                      (``word_vote``), 0 the bitwise one
-    ====================  ==========  =====================================================
-
-    Writes to a select this configuration lacks (``group`` without protection,
-    ``word_vote`` without TMR) are ignored. A tile smaller than the array is padded
-    with zeros by the loader; everything loaded stays until overwritten, so a tile can
-    be run again without reloading.
+    ``wr_data`` into the buffer or register that ``wr_sel`` selects at ``wr_addr`` (the
+    load-port table of :mod:`hw.contract`). Writes to a select this configuration lacks
+    are ignored. A tile smaller than the array is padded with zeros by the loader;
+    everything loaded stays until overwritten, so a tile can be run again without
+    reloading.
 
     **Running**: ``start`` (sampled while idle) clears the array, streams ``K`` columns
     of A and rows of B from the buffers, flushes, drains the accumulators one row per
     cycle through the requantizers into the ``y_{c}`` registers, protects each row and
-    writes it to ``out_buf``. ``done`` rises :func:`tile_cycles` cycles after the cycle
-    that sampled ``start`` and stays 1 until the next ``start``.
+    writes it to the output buffer. ``done`` rises
+    :func:`~hw.contract.tile_cycles` cycles after the cycle that sampled ``start`` and
+    stays 1 until the next ``start``.
 
     **Reading**: ``rd_data`` is output row ``rd_addr`` of the last run (element ``c`` in
     bits ``8*c ..``), one cycle after ``rd_addr`` is presented (a synchronous read, so
@@ -98,16 +56,8 @@ class Accelerator(wiring.Component):
 
     Parameters
     ----------
-    rows, cols : int
-        Array size, at least 1 (``cols`` at least 2 for ``"lcu"``, 3 for ``"tmr"``).
-    width : int
-        Operand width, 8 or 16.
-    acc_width : int
-        Accumulator width, from ``2 * width`` (at least 16) to 48.
-    protect : {"none", "lcu", "tmr"}
-        Protection unit: none, LCU pairs, or TMR triples.
-    k_depth : int
-        Depth of the operand buffers: the largest ``K`` of a tile.
+    rows, cols, width, acc_width, protect, k_depth
+        As :class:`~hw.contract.AcceleratorConfig`, which validates them.
 
     Attributes
     ----------
@@ -124,22 +74,9 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, width=8, acc_width=32, protect="none", k_depth=256):
-        check_int("Row count", rows)
-        check_int("Column count", cols)
-        check_widths(width, acc_width)
-        check_int("Buffer depth (k_depth)", k_depth)
-        if acc_width < 16:
-            raise ValueError(f"Accumulator width must be at least 16, not {acc_width!r}")
-        if protect not in PROTECT:
-            raise ValueError(f"Protection must be one of {', '.join(PROTECT)}, "
-                             f"not {protect!r}")
-        copies = {"none": 1, "lcu": 2, "tmr": 3}[protect]
-        if cols < copies:
-            raise ValueError(f"Column count must be at least {copies} for {protect!r} "
-                             f"protection, not {cols!r}")
-        self._rows, self._cols = rows, cols
-        self._width, self._acc_width = width, acc_width
-        self._protect, self._k_depth = protect, k_depth
+        self._config = AcceleratorConfig(rows=rows, cols=cols, width=width,
+                                         acc_width=acc_width, protect=protect,
+                                         k_depth=k_depth)
         super().__init__({
             "wr_en": In(1),
             "wr_sel": In(unsigned(index_width(len(WRITE_SELECT)))),
@@ -153,77 +90,89 @@ class Accelerator(wiring.Component):
         })
 
     @property
+    def config(self):
+        """The :class:`~hw.contract.AcceleratorConfig` the accelerator is built from."""
+        return self._config
+
+    @property
     def rows(self):
         """Number of PE rows: the most output rows of a tile."""
-        return self._rows
+        return self._config.rows
 
     @property
     def cols(self):
         """Number of PE columns: the most output columns of a tile."""
-        return self._cols
+        return self._config.cols
 
     @property
     def width(self):
         """Operand width in bits."""
-        return self._width
+        return self._config.width
 
     @property
     def acc_width(self):
         """Accumulator width in bits."""
-        return self._acc_width
+        return self._config.acc_width
 
     @property
     def protect(self):
         """Protection unit: ``"none"``, ``"lcu"`` or ``"tmr"``."""
-        return self._protect
+        return self._config.protect
 
     @property
     def k_depth(self):
         """Depth of the operand buffers: the largest reduction length ``K``."""
-        return self._k_depth
+        return self._config.k_depth
+
+    @property
+    def registers(self):
+        """The register map of the accelerator's own module
+        (:attr:`hw.contract.AcceleratorConfig.registers`)."""
+        return self._config.registers
 
     def elaborate(self, platform):
         m = Module()
         rows, cols, width = self.rows, self.cols, self.width
+        declared = self.registers
 
-        m.submodules.array = array = SystolicArray(rows=rows, cols=cols, width=width,
-                                                   acc_width=self.acc_width)
-        act_layout = data.ArrayLayout(signed(width), rows)
-        wgt_layout = data.ArrayLayout(signed(width), cols)
-        out_layout = data.ArrayLayout(signed(OUTPUT_WIDTH), cols)
-        m.submodules.act_buf = act_buf = Memory(shape=act_layout, depth=self.k_depth, init=[])
-        m.submodules.wgt_buf = wgt_buf = Memory(shape=wgt_layout, depth=self.k_depth, init=[])
-        m.submodules.out_buf = out_buf = Memory(shape=out_layout, depth=rows, init=[])
+        def column_registers(name):
+            return [declared[name].signal(c) for c in range(cols)]
+
+        m.submodules[ARRAY] = array = SystolicArray(rows=rows, cols=cols, width=width,
+                                                    acc_width=self.acc_width)
+        act_buf, wgt_buf, out_buf = (
+            Memory(shape=declared[name].shape, depth=declared[name].depth, init=[])
+            for name in (ACT_BUF, WGT_BUF, OUT_BUF))
+        m.submodules[ACT_BUF] = act_buf
+        m.submodules[WGT_BUF] = wgt_buf
+        m.submodules[OUT_BUF] = out_buf
 
         # Loaded state: per-column post-processing parameters, K, the protection map.
-        bias = [Signal(signed(BIAS_WIDTH), name=f"bias_{c}") for c in range(cols)]
-        multiplier = [Signal(unsigned(MULTIPLIER_WIDTH), name=f"multiplier_{c}")
-                      for c in range(cols)]
-        shift = [Signal(unsigned(SHIFT_WIDTH), name=f"shift_{c}") for c in range(cols)]
-        relu = [Signal(1, name=f"relu_{c}") for c in range(cols)]
-        k_len = Signal(range(self.k_depth + 1), name="k_len")
-        loaded = {"bias": bias, "multiplier": multiplier, "shift": shift, "relu": relu}
+        bias, multiplier, shift, relu = (column_registers(name)
+                                         for name in (BIAS, MULTIPLIER, SHIFT, RELU))
+        k_len = declared[K_LEN].signal()
+        loaded = {declared[name].select: registers for name, registers in
+                  ((BIAS, bias), (MULTIPLIER, multiplier), (SHIFT, shift), (RELU, relu))}
         if self.protect != "none":
-            layout = group_layout(cols, self.protect)
-            loaded["group"] = [Signal(layout, name=f"group_{c}") for c in range(cols)]
+            group = loaded[declared[GROUP].select] = column_registers(GROUP)
         if self.protect == "tmr":
-            word_vote = Signal(1, name="word_vote")
+            word_vote = declared[WORD_VOTE].signal()
 
         # Controller.
-        state = Signal(State, name="state")
-        step = Signal(range(max(self.k_depth, rows + cols)), name="step")
-        done = Signal(1, name="done_reg")
-        out_row = Signal(range(rows), name="out_row")
+        state, step, done, out_row = (declared[name].signal()
+                                      for name in (STATE, STEP, DONE, OUT_ROW))
         m.d.comb += [self.busy.eq(state != State.IDLE), self.done.eq(read_register(done))]
 
         # Load port: writes while idle only, so a run always sees one consistent tile.
         act_write, wgt_write = act_buf.write_port(), wgt_buf.write_port()
         writing = self.wr_en & (state == State.IDLE)
+        act_select, wgt_select = (WRITE_SELECT[declared[name].select]
+                                  for name in (ACT_BUF, WGT_BUF))
         m.d.comb += [
             act_write.addr.eq(self.wr_addr), act_write.data.eq(self.wr_data),
-            act_write.en.eq(writing & (self.wr_sel == WRITE_SELECT["act"])),
+            act_write.en.eq(writing & (self.wr_sel == act_select)),
             wgt_write.addr.eq(self.wr_addr), wgt_write.data.eq(self.wr_data),
-            wgt_write.en.eq(writing & (self.wr_sel == WRITE_SELECT["wgt"])),
+            wgt_write.en.eq(writing & (self.wr_sel == wgt_select)),
         ]
         with m.If(writing):
             for name, registers in loaded.items():
@@ -231,10 +180,10 @@ class Accelerator(wiring.Component):
                     for c, register in enumerate(registers):
                         with m.If(self.wr_addr == c):
                             m.d.sync += register.eq(self.wr_data)
-            with m.If(self.wr_sel == WRITE_SELECT["k"]):
+            with m.If(self.wr_sel == WRITE_SELECT[declared[K_LEN].select]):
                 m.d.sync += k_len.eq(self.wr_data)
             if self.protect == "tmr":
-                with m.If(self.wr_sel == WRITE_SELECT["word_vote"]):
+                with m.If(self.wr_sel == WRITE_SELECT[declared[WORD_VOTE].select]):
                     m.d.sync += word_vote.eq(self.wr_data[0])
 
         # Streaming: the buffers read synchronously, so the address runs one step ahead
@@ -252,7 +201,7 @@ class Accelerator(wiring.Component):
         ]
 
         # Post-processing of the row being drained into the y_{c} registers.
-        y = [Signal(signed(OUTPUT_WIDTH), name=f"y_{c}") for c in range(cols)]
+        y = column_registers(Y)
         for c in range(cols):
             m.submodules[f"requant_{c}"] = requant = Requantizer(acc_width=self.acc_width)
             m.d.comb += [
@@ -262,7 +211,7 @@ class Accelerator(wiring.Component):
                 requant.shift.eq(read_register(shift[c])),
                 requant.relu.eq(read_register(relu[c])),
                 # LCU copies saturate at HALF_MAX (numerics.lcu).
-                requant.half.eq(loaded["group"][c].enable if self.protect == "lcu" else 0),
+                requant.half.eq(group[c].enable if self.protect == "lcu" else 0),
             ]
             with m.If(state == State.DRAIN):
                 m.d.sync += y[c].eq(requant.y)
@@ -276,7 +225,7 @@ class Accelerator(wiring.Component):
             m.submodules.protect = protect = ProtectionUnit(cols=cols, scheme=self.protect,
                                                             width=OUTPUT_WIDTH)
             m.d.comb += [protect.y[c].eq(read_register(y[c])) for c in range(cols)]
-            m.d.comb += [protect.group[c].eq(read_register(loaded["group"][c].as_value()))
+            m.d.comb += [protect.group[c].eq(read_register(group[c].as_value()))
                          for c in range(cols)]
             if self.protect == "tmr":
                 m.d.comb += protect.vote_word.eq(read_register(word_vote))
@@ -303,7 +252,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += [state.eq(State.FLUSH), step.eq(0)]
             with m.Case(State.FLUSH):
                 m.d.sync += step.eq(step + 1)
-                with m.If(step == rows + cols - 2):
+                with m.If(step == flush_cycles(rows, cols) - 1):
                     m.d.sync += [state.eq(State.DRAIN), step.eq(0)]
             with m.Case(State.DRAIN):
                 # The drain shifts the accumulators south: the bottom row comes first.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .accelerator import PROTECT
+from .contract import PROTECT
 from .verilog import KINDS, generate as generate_verilog
 
 __all__ = ["generate"]

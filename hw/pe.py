@@ -1,15 +1,28 @@
 """Processing element of the output-stationary systolic array."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PE", "OPERAND_WIDTHS", "MAX_ACC_WIDTH", "check_int", "check_widths", "read_register"]
+from .registers import Register
+
+__all__ = ["PE", "OPERAND_WIDTHS", "MAX_ACC_WIDTH", "A_REG", "W_REG", "ACC", "registers",
+           "check_int", "check_widths", "read_register"]
 
 #: Operand widths a PE supports (int8 and int16).
 OPERAND_WIDTHS = (8, 16)
 #: Widest accumulator a PE supports.
 MAX_ACC_WIDTH = 48
+#: Names of the PE's registers: the registered activation and weight, the accumulator.
+A_REG, W_REG, ACC = "a_reg", "w_reg", "acc"
+
+
+def registers(*, width=8, acc_width=32):
+    """The register map of a :class:`PE` of these widths (see :mod:`hw.registers`)."""
+    check_widths(width, acc_width)
+    return {A_REG: Register(A_REG, "pe.a_reg", signed(width)),
+            W_REG: Register(W_REG, "pe.w_reg", signed(width)),
+            ACC: Register(ACC, "pe.acc", signed(acc_width))}
 
 
 def read_register(register):
@@ -55,7 +68,7 @@ def check_widths(width, acc_width):
 class PE(wiring.Component):
     """Multiply-accumulate cell: registers its operands and passes them east and south.
 
-    Every cycle ``a_reg <= a_in`` and ``w_reg <= w_in``; the accumulator is cleared
+    Every cycle ``a_reg <= a_in`` and ``w_reg <= w_in``; the accumulator ``acc`` is cleared
     (``clear``), loaded from the PE to the north (``drain``), or else accumulates
     ``a_reg * w_reg`` with two's complement wrap-around at ``acc_width`` bits. The MAC
     uses the registered operands, so a fault in ``a_reg``/``w_reg`` hits this PE and
@@ -107,12 +120,16 @@ class PE(wiring.Component):
         """Accumulator width in bits."""
         return self._acc_width
 
+    @property
+    def registers(self):
+        """The register map (:func:`registers`)."""
+        return registers(width=self.width, acc_width=self.acc_width)
+
     def elaborate(self, platform):
         m = Module()
 
-        a_reg = Signal(signed(self.width), name="a_reg")
-        w_reg = Signal(signed(self.width), name="w_reg")
-        acc = Signal(signed(self.acc_width), name="acc")
+        declared = self.registers
+        a_reg, w_reg, acc = (declared[name].signal() for name in (A_REG, W_REG, ACC))
 
         m.d.comb += [
             self.a_out.eq(read_register(a_reg)),

@@ -1,28 +1,50 @@
 """Output-stationary systolic array of processing elements."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.wiring import In, Out
 
-from .pe import PE, check_int, check_widths, read_register
+from .pe import OPERAND_WIDTHS, PE, check_int, check_widths, read_register
+from .registers import Register
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "PE_NAME", "A_SKEW", "W_SKEW", "registers", "flush_cycles"]
+
+#: Name of the PE submodule of row ``r``, column ``c`` (the prefix of its registers' paths).
+PE_NAME = "pe_{}_{}"
+#: Names of the skew registers: stage ``i`` of activation row ``r`` / weight column ``c``.
+A_SKEW, W_SKEW = "a_skew_{}_{}", "w_skew_{}_{}"
+
+
+def registers(*, width=8):
+    """The register map of a :class:`SystolicArray` module (its PEs declare their own,
+    :func:`hw.pe.registers`)."""
+    check_int("Operand width", width)
+    if width not in OPERAND_WIDTHS:
+        raise ValueError(f"Operand width must be one of {OPERAND_WIDTHS}, not {width!r}")
+    return {name: Register(name, "skew", signed(width)) for name in (A_SKEW, W_SKEW)}
+
+
+def flush_cycles(rows, cols):
+    """Cycles of zero inputs after the last streamed step until ``result`` holds the
+    bottom row of ``C``: ``rows + cols - 1``."""
+    return rows + cols - 1
 
 
 class SystolicArray(wiring.Component):
     """A ``rows`` x ``cols`` output-stationary array computing ``C = A @ B``.
 
-    PE ``pe_{r}_{c}`` accumulates ``C[r, c]``. Activations enter row ``r`` from the west
-    through ``r`` skew registers ``a_skew_{r}_{i}``; weights enter column ``c`` from the
-    north through ``c`` skew registers ``w_skew_{c}_{i}``, so the caller presents
-    unskewed columns of ``A`` and rows of ``B``.
+    PE ``pe_{r}_{c}`` (:data:`PE_NAME`) accumulates ``C[r, c]``. Activations enter row
+    ``r`` from the west through ``r`` skew registers ``a_skew_{r}_{i}``; weights enter
+    column ``c`` from the north through ``c`` skew registers ``w_skew_{c}_{i}``
+    (:func:`registers`), so the caller presents unskewed columns of ``A`` and rows of
+    ``B``.
 
     Protocol, for ``A`` of shape ``rows x K`` and ``B`` of shape ``K x cols``:
 
     1. one cycle with ``clear = 1`` and zero ``a_in``/``w_in``;
     2. for ``k = 0 .. K-1``: ``a_in = A[:, k]``, ``w_in = B[k, :]`` (``clear = 0``);
-    3. ``rows + cols - 1`` cycles of zero inputs (flush);
+    3. ``rows + cols - 1`` cycles of zero inputs (flush, :func:`flush_cycles`);
     4. ``result`` now holds ``C[rows-1, :]``; each cycle with ``drain = 1`` shifts every
        row's accumulators one row south (row 0 loads zero), so reading ``result`` and then
        pulsing ``drain``, ``rows`` times, yields rows ``rows-1, rows-2, ..., 0`` of ``C``.
@@ -90,9 +112,10 @@ class SystolicArray(wiring.Component):
         """Accumulator width in bits."""
         return self._acc_width
 
-    def _skew_chain(self, prefix, depth):
-        """The ``depth`` skew registers ``{prefix}_{i}`` of one row or column."""
-        return [Signal(signed(self.width), name=f"{prefix}_{index}") for index in range(depth)]
+    @property
+    def registers(self):
+        """The register map of the array's own module (:func:`registers`)."""
+        return registers(width=self.width)
 
     def elaborate(self, platform):
         m = Module()
@@ -101,12 +124,15 @@ class SystolicArray(wiring.Component):
                for _ in range(self.rows)]
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):
-                m.submodules[f"pe_{r}_{c}"] = pe
+                m.submodules[PE_NAME.format(r, c)] = pe
 
         # Row r is delayed by r cycles and column c by c cycles, so that A[r, k] and
         # B[k, c] meet in PE (r, c).
-        a_chains = [[self.a_in[r], *self._skew_chain(f"a_skew_{r}", r)] for r in range(self.rows)]
-        w_chains = [[self.w_in[c], *self._skew_chain(f"w_skew_{c}", c)] for c in range(self.cols)]
+        a_skew, w_skew = (self.registers[name] for name in (A_SKEW, W_SKEW))
+        a_chains = [[self.a_in[r], *(a_skew.signal(r, i) for i in range(r))]
+                    for r in range(self.rows)]
+        w_chains = [[self.w_in[c], *(w_skew.signal(c, i) for i in range(c))]
+                    for c in range(self.cols)]
 
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):

@@ -4,16 +4,16 @@ This is the one place that speaks the accelerator's load / start / done / read p
 the accelerator regressions, the network compiler's ``run-rtl`` and the RTL
 fault-injection campaigns all drive the RTL through it. Its API is stable:
 
-``AcceleratorTB(dut, *, rows, cols, k_depth, width=8, acc_width=32, protect="none")``
-    Wraps the cocotb handle of a generated ``accelerator`` top level built with these
-    parameters. ``AcceleratorTB.from_config(dut, config)`` takes them from a dict (the
-    ``sim.runner`` configuration: keys ``rows``, ``cols``, ``k_depth`` and optional
-    ``width``, ``acc_width``, ``protect``).
+``AcceleratorTB(dut, config)``
+    Wraps the cocotb handle of a generated ``accelerator`` top level built with the
+    :class:`hw.contract.AcceleratorConfig` ``config`` (a testbench receives it as
+    ``AcceleratorConfig.to_dict()`` JSON, under the key ``"accelerator"`` of its
+    ``sim.runner`` configuration).
 ``await tb.start(*, clock_impl=None)``
-    Starts the 10 ns clock and applies a two-cycle reset. Call once per simulation.
-    ``clock_impl="gpi"`` runs the clock in the simulator interface instead of a Python
-    task (cocotb's ``Clock(impl=...)``), so the simulator runs freely between the
-    triggers a test awaits (``sim.tb_rtl_faults``).
+    Starts the 10 ns clock and applies a two-cycle reset (:class:`sim.tb.ClockedTB`).
+    Call once per simulation. ``clock_impl="gpi"`` runs the clock in the simulator
+    interface instead of a Python task (cocotb's ``Clock(impl=...)``), so the simulator
+    runs freely between the triggers a test awaits (``sim.tb_rtl_faults``).
 ``await tb.load(tile)``
     Writes a :class:`sim.tile.Tile` into the operand buffers and registers (zero-padded
     to the array; ``2 * K + 4 * cols + 1`` write cycles, plus ``cols`` with
@@ -24,17 +24,16 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     again.
 ``await tb.run(*, on_cycle=None)`` -> int
     Pulses ``start`` and waits for ``done``; returns the cycles taken, which is always
-    :func:`hw.accelerator.tile_cycles` ``(rows, cols, K) = K + 2*rows + cols + 2`` of the
+    :func:`hw.contract.tile_cycles` ``(rows, cols, K) = K + 2*rows + cols + 2`` of the
     *array* size (not the tile's), e.g. 90 for an 8x8 array and K = 64.
     ``on_cycle(cycle)`` is awaited at the falling edge inside each clock cycle of the
-    run, before its rising edge; fault-injection hooks act there (``sim.inject``). With
-    R = rows, C = cols: cycle 0 samples ``start``; 1 clears the array; ``2 .. K+1``
-    stream step ``k = cycle - 2``; ``K+2 .. K+R+C`` flush; ``K+R+C+1 .. K+2R+C`` drain
-    (the accumulators are final at the first of them; drain cycle ``i`` feeds row
-    ``R-1-i`` to the requantizers and the ``y_{c}`` registers hold that row, being
-    protected and written, in the next cycle); ``K+2R+C+1`` writes row 0. Raises
-    ``TimeoutError`` if ``done`` does not rise within ``tile_cycles + 64`` cycles (a
-    fault in the controller can hang it).
+    run, before its rising edge; fault-injection hooks act there (``sim.inject``). The
+    cycles are those of :class:`hw.contract.Schedule` (``config.schedule(K)``): cycle 0
+    samples ``start``, 1 clears the array, then the stream, flush and drain cycles
+    (drain cycle ``i`` feeds row ``rows-1-i`` to the requantizers, and the ``y_{c}``
+    registers hold that row, being protected and written, in the next cycle), then the
+    cycle writing row 0. Raises ``TimeoutError`` if ``done`` does not rise within
+    ``tile_cycles + 64`` cycles (a fault in the controller can hang it).
 ``await tb.read()`` -> numpy.ndarray
     The int64 ``[m, n]`` protected int8 outputs of the loaded tile's shape (``m``
     cycles). They equal ``sim.tile.reference(tile, acc_width)[1]`` bit for bit.
@@ -53,24 +52,22 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
 ``tb.tile``
     The tile loaded last (None before the first ``load``).
 ``await tb.write(select, address, data)``, ``await tb.tick(count=1)``
-    One raw load-port write (``hw.accelerator.WRITE_SELECT``), and waiting cycles.
+    One raw load-port write (``hw.contract.WRITE_SELECT``), and waiting cycles.
 ``random_tile(rng, m, k, n, ...)``
     A random :class:`sim.tile.Tile` whose outputs spread over the int8 range, for
     regressions and campaigns.
 
 Inputs change on falling clock edges and outputs are read on falling edges, which keeps
 the driver free of delta-cycle races on both Icarus and Verilator. :func:`tile_writes`
-is the pure encoding of a tile into load-port writes, shared with the Amaranth tests.
+is the pure encoding of a tile into load-port writes
+(:meth:`hw.contract.AcceleratorConfig.load_writes`), shared with the Amaranth tests.
 """
 
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
 
 from neuroharden.golden.numerics import wrap
-from neuroharden.hw.accelerator import OUTPUT_WIDTH, PROTECT, WRITE_SELECT, tile_cycles
-from neuroharden.hw.protection import encode_group
-from .array_tb import pack, unpack
+from neuroharden.hw.contract import ARRAY, OUTPUT_WIDTH, unpack
+from .tb import ClockedTB
 from .tile import Tile
 
 __all__ = ["tile_writes", "random_tile", "AcceleratorTB", "run_tiles"]
@@ -79,21 +76,21 @@ __all__ = ["tile_writes", "random_tile", "AcceleratorTB", "run_tiles"]
 TIMEOUT_SLACK = 64
 
 
-def tile_writes(tile, *, rows, cols, k_depth, width=8, protect="none"):
+def tile_writes(tile, config):
     """The load-port writes that put ``tile`` into an accelerator.
 
     Parameters
     ----------
     tile : sim.tile.Tile
         The tile; ``m <= rows``, ``n <= cols``, ``K <= k_depth``.
-    rows, cols, k_depth, width, protect
-        Generation parameters of the accelerator.
+    config : hw.contract.AcceleratorConfig
+        The accelerator.
 
     Returns
     -------
     list of (int, int, int)
-        ``(wr_sel, wr_addr, wr_data)`` in write order; unused rows and columns of the
-        array get zero operands, zero parameters and no protection.
+        ``(wr_sel, wr_addr, wr_data)`` in write order
+        (:meth:`hw.contract.AcceleratorConfig.load_writes`).
 
     Raises
     ------
@@ -101,44 +98,10 @@ def tile_writes(tile, *, rows, cols, k_depth, width=8, protect="none"):
         If the tile does not fit the array or the buffers, or needs protection the
         accelerator lacks.
     """
-    if protect not in PROTECT:
-        raise ValueError(f"Protection must be one of {', '.join(PROTECT)}, not {protect!r}")
-    m, k, n = tile.shape
-    if m > rows or n > cols or k > k_depth:
-        raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {rows}x{cols} "
-                         f"accelerator with k_depth={k_depth}")
-    if len(tile.lcu_pairs) and protect != "lcu":
-        raise ValueError(f"Tile has LCU pairs but the accelerator's protection is {protect!r}")
-    if len(tile.tmr_triples) and protect != "tmr":
-        raise ValueError(f"Tile has TMR triples but the accelerator's protection is "
-                         f"{protect!r}")
-    activations = np.zeros((rows, k), dtype=np.int64)
-    activations[:m] = tile.activations
-    weights = np.zeros((k, cols), dtype=np.int64)
-    weights[:, :n] = tile.weights
-    writes = [(WRITE_SELECT["act"], step, pack(activations[:, step], width))
-              for step in range(k)]
-    writes += [(WRITE_SELECT["wgt"], step, pack(weights[step], width)) for step in range(k)]
-    columns = {name: np.zeros(cols, dtype=np.int64)
-               for name in ("bias", "multiplier", "shift", "relu", "group")}
-    for name in ("bias", "multiplier", "shift", "relu"):
-        columns[name][:n] = getattr(tile, name)
-    for c0, c1 in tile.lcu_pairs:
-        columns["group"][c0] = encode_group(cols, c1)
-        columns["group"][c1] = encode_group(cols, c0)
-    for triple in tile.tmr_triples:
-        for index, column in enumerate(triple):
-            first, second = (int(other) for position, other in enumerate(triple)
-                             if position != index)
-            columns["group"][column] = encode_group(cols, first, second)
-    names = ["bias", "multiplier", "shift", "relu"] + (["group"] if protect != "none" else [])
-    for name in names:
-        writes += [(WRITE_SELECT[name], c, int(columns[name][c]) & 0xFFFFFFFF)
-                   for c in range(cols)]
-    writes.append((WRITE_SELECT["k"], 0, k))
-    if protect == "tmr":
-        writes.append((WRITE_SELECT["word_vote"], 0, int(tile.vote_mode == "word")))
-    return writes
+    return config.load_writes(activations=tile.activations, weights=tile.weights,
+                              bias=tile.bias, multiplier=tile.multiplier, shift=tile.shift,
+                              relu=tile.relu, lcu_pairs=tile.lcu_pairs,
+                              tmr_triples=tile.tmr_triples, word_vote=tile.vote_mode == "word")
 
 
 def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwise", relu=None,
@@ -181,7 +144,7 @@ def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwis
                 tmr_triples=np.reshape(tmr_triples, (-1, 3)), vote_mode=vote_mode)
 
 
-class AcceleratorTB:
+class AcceleratorTB(ClockedTB):
     """Drives a generated ``accelerator`` as a cocotb DUT (see the module docstring).
 
     Parameters
@@ -189,51 +152,25 @@ class AcceleratorTB:
     dut : cocotb handle
         Top level with ports ``clk, rst, wr_en, wr_sel, wr_addr, wr_data, start, busy,
         done, rd_addr, rd_data``.
-    rows, cols, k_depth, width, acc_width : int
-        The generation parameters of the accelerator.
-    protect : {"none", "lcu", "tmr"}
-        Its protection unit.
+    config : hw.contract.AcceleratorConfig
+        The configuration the accelerator was generated with.
 
     Attributes
     ----------
+    config : hw.contract.AcceleratorConfig
     cycles : int
         Clock cycles simulated since :meth:`start`.
     tile : sim.tile.Tile or None
         The tile loaded last.
     """
 
-    def __init__(self, dut, *, rows, cols, k_depth, width=8, acc_width=32, protect="none"):
-        self.dut = dut
-        self.rows, self.cols, self.k_depth = rows, cols, k_depth
-        self.width, self.acc_width, self.protect = width, acc_width, protect
-        self.cycles = 0
+    INPUTS = ("wr_en", "wr_sel", "wr_addr", "wr_data", "start", "rd_addr")
+
+    def __init__(self, dut, config):
+        super().__init__(dut)
+        self.config = config
         self.tile = None
         self._drained = None
-
-    @classmethod
-    def from_config(cls, dut, config):
-        """Build from a configuration dict (``rows``, ``cols``, ``k_depth``, optional
-        ``width``, ``acc_width``, ``protect``)."""
-        return cls(dut, rows=config["rows"], cols=config["cols"], k_depth=config["k_depth"],
-                   width=config.get("width", 8), acc_width=config.get("acc_width", 32),
-                   protect=config.get("protect", "none"))
-
-    async def start(self, *, clock_impl=None):
-        """Start the clock (``clock_impl`` as cocotb's ``Clock(impl=...)``) and apply a
-        two-cycle reset with idle inputs."""
-        Clock(self.dut.clk, 10, unit="ns", impl=clock_impl).start()
-        for port in (self.dut.wr_en, self.dut.wr_sel, self.dut.wr_addr, self.dut.wr_data,
-                     self.dut.start, self.dut.rd_addr):
-            port.value = 0
-        self.dut.rst.value = 1
-        await self.tick(2)
-        self.dut.rst.value = 0
-
-    async def tick(self, count=1):
-        """Wait ``count`` clock cycles (to the next falling edge)."""
-        for _ in range(count):
-            await FallingEdge(self.dut.clk)
-        self.cycles += count
 
     async def write(self, select, address, data):
         """One load-port write (``wr_sel``, ``wr_addr``, ``wr_data``)."""
@@ -246,9 +183,7 @@ class AcceleratorTB:
 
     async def load(self, tile):
         """Write ``tile`` into the buffers and registers (see :func:`tile_writes`)."""
-        writes = tile_writes(tile, rows=self.rows, cols=self.cols, k_depth=self.k_depth,
-                             width=self.width, protect=self.protect)
-        for write in writes:
+        for write in tile_writes(tile, self.config):
             await self.write(*write)
         self.tile = tile
 
@@ -256,24 +191,23 @@ class AcceleratorTB:
         """Run the loaded tile; returns the cycles from ``start`` to ``done``."""
         if self.tile is None:
             raise RuntimeError("No tile loaded: call load(tile) before run()")
-        k = self.tile.shape[1]
-        nominal = tile_cycles(self.rows, self.cols, k)
-        # Cycle of the first drain: clear, K streaming and rows + cols - 1 flush cycles.
-        first_drain = k + self.rows + self.cols + 1
-        self._drained = np.zeros((self.rows, self.cols), dtype=np.int64)
+        config = self.config
+        schedule = config.schedule(self.tile.shape[1])
+        drain, result = schedule.drain, getattr(self.dut, ARRAY).result
+        self._drained = np.zeros((config.rows, config.cols), dtype=np.int64)
         self.dut.start.value = 1
-        for cycle in range(nominal + TIMEOUT_SLACK):
+        for cycle in range(schedule.cycles + TIMEOUT_SLACK):
             if on_cycle is not None:
                 await on_cycle(cycle)
-            if first_drain <= cycle < first_drain + self.rows:
-                # The drain delivers the bottom row first.
-                self._drained[self.rows - 1 - (cycle - first_drain)] = unpack(
-                    self.dut.array.result.value.to_unsigned(), self.cols, self.acc_width)
+            if cycle in drain:
+                self._drained[schedule.drained_row(cycle)] = unpack(
+                    result.value.to_unsigned(), config.cols, config.acc_width)
             await self.tick()
             self.dut.start.value = 0
             if int(self.dut.done.value):
                 return cycle + 1
-        raise TimeoutError(f"done did not rise within {nominal + TIMEOUT_SLACK} cycles")
+        raise TimeoutError(f"done did not rise within {schedule.cycles + TIMEOUT_SLACK} "
+                           f"cycles")
 
     async def read(self):
         """The protected int8 outputs of the loaded tile's shape, int64 ``[m, n]``."""
@@ -282,7 +216,7 @@ class AcceleratorTB:
         for row in range(m):
             self.dut.rd_addr.value = row
             await self.tick()
-            out[row] = unpack(self.dut.rd_data.value.to_unsigned(), self.cols,
+            out[row] = unpack(self.dut.rd_data.value.to_unsigned(), self.config.cols,
                               OUTPUT_WIDTH)[:n]
         return out
 
@@ -291,7 +225,7 @@ class AcceleratorTB:
         if self._drained is None:
             raise RuntimeError("No run yet: call run() before read_accumulators()")
         m, _, n = self.tile.shape
-        return wrap(self._drained[:m, :n] + self.tile.bias[:n], self.acc_width)
+        return wrap(self._drained[:m, :n] + self.tile.bias[:n], self.config.acc_width)
 
     async def run_tile(self, tile):
         """Load, run and read one tile; returns its outputs."""

@@ -11,29 +11,15 @@ the driver free of delta-cycle races on both Icarus and Verilator.
 """
 
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
 
-__all__ = ["pack", "unpack", "ArrayTB", "tiled_gemm"]
+from neuroharden.hw.contract import pack, unpack
+from neuroharden.hw.systolic_array import flush_cycles
+from .tb import ClockedTB
 
-
-def pack(values, width):
-    """Pack signed integers into one unsigned word, element 0 in the low bits."""
-    mask = (1 << width) - 1
-    word = 0
-    for index, value in enumerate(values):
-        word |= (int(value) & mask) << (index * width)
-    return word
+__all__ = ["ArrayTB", "tiled_gemm"]
 
 
-def unpack(word, count, width):
-    """Split an unsigned word into ``count`` signed ``width``-bit integers."""
-    mask, sign = (1 << width) - 1, 1 << (width - 1)
-    fields = ((word >> (index * width)) & mask for index in range(count))
-    return [field - (field & sign) * 2 for field in fields]
-
-
-class ArrayTB:
+class ArrayTB(ClockedTB):
     """Drives a ``SystolicArray`` (or a TMR-wrapped one) as a cocotb DUT.
 
     Parameters
@@ -44,31 +30,12 @@ class ArrayTB:
         The generation parameters of the array.
     """
 
+    INPUTS = ("a_in", "w_in", "clear", "drain")
+
     def __init__(self, dut, *, rows, cols, width=8, acc_width=32):
-        self.dut = dut
+        super().__init__(dut)
         self.rows, self.cols = rows, cols
         self.width, self.acc_width = width, acc_width
-        self.cycles = 0
-
-    async def start(self):
-        """Start the clock and apply a two-cycle reset."""
-        Clock(self.dut.clk, 10, unit="ns").start()
-        self._idle()
-        self.dut.rst.value = 1
-        await self.tick(2)
-        self.dut.rst.value = 0
-
-    async def tick(self, count=1):
-        """Wait ``count`` clock cycles (to the next falling edge)."""
-        for _ in range(count):
-            await FallingEdge(self.dut.clk)
-        self.cycles += count
-
-    def _idle(self):
-        self.dut.a_in.value = 0
-        self.dut.w_in.value = 0
-        self.dut.clear.value = 0
-        self.dut.drain.value = 0
 
     def result_row(self):
         """The bottom row's accumulators as signed integers."""
@@ -91,7 +58,7 @@ class ArrayTB:
         self.dut.clear.value = 1
         await self.tick()
         self.dut.clear.value = 0
-        for cycle in range(depth + self.rows + self.cols - 1):
+        for cycle in range(depth + flush_cycles(self.rows, self.cols)):
             if on_cycle is not None:
                 await on_cycle(cycle)
             if cycle < depth:

@@ -1,7 +1,7 @@
 """The network compiler: an integer network, hardened or not, as accelerator tiles.
 
 :func:`compile_network` turns a :class:`~golden.intmodel.IntNet` (from ``MODEL.pt``
-through :func:`golden.quantize.quantize_checkpoint`, or from ``QNET.npz`` through
+through :func:`golden.checkpoint.quantize_checkpoint`, or from ``QNET.npz`` through
 :func:`golden.export.import_intnet`) or a :class:`~golden.hardened.HardenedNet`
 (``HARDENED.pt``) into a :class:`Program` for an array of ``rows`` x ``cols`` processing
 elements whose operand buffers hold ``k_depth`` steps of the reduction.
@@ -14,7 +14,7 @@ Mapping of every conv / linear layer onto tiles (:class:`sim.tile.Tile`):
   kernel (zero padding applied on the host), in the order of ``weight.reshape(O, -1)``
   (input channel, kernel row, kernel column). Output channels become matrix columns.
 * **Rows.** The matrix is cut into blocks of ``rows`` consecutive rows; the last block
-  may be shorter.
+  may be shorter (:func:`hw.contract.row_blocks`).
 * **K is never split.** The accelerator requantizes every tile in hardware, so a
   reduction cut into partial tiles would need raw accumulators back on the host. The
   compiler therefore requires ``k_depth`` >= the largest ``K`` of the network and, by
@@ -27,7 +27,8 @@ Mapping of every conv / linear layer onto tiles (:class:`sim.tile.Tile`):
   (:attr:`~sim.tile.Tile.lcu_pairs`, :attr:`~sim.tile.Tile.tmr_triples`) names them in
   tile columns; split copies saturate at ``HALF_MAX`` through :attr:`Tile.high
   <sim.tile.Tile.high>`. A chunk that cannot take a whole group starts a new one, so
-  ``cols`` must be at least the largest group (2 for LCU, 3 for TMR).
+  ``cols`` must be at least the largest group (2 for LCU, 3 for TMR)
+  (:func:`hw.contract.column_chunks`, which ``synth.cost`` counts the tiles with too).
 * **Reassembly.** Each tile's protected outputs (the LCU result in both halves, the vote
   in all three copies) go back to their rows and channels; the layer then hands the next
   layer the channels of :attr:`golden.hardened.LayerProtection.read` (both halves of a
@@ -49,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroharden.hw.contract import AcceleratorConfig, column_chunks, row_blocks
 from .tile import VOTE_MODES, Tile, reference
 
 __all__ = ["PROGRAM_FORMAT", "CompiledLayer", "Placement", "Program", "k_depth_of",
@@ -64,29 +66,6 @@ def _positive(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
-
-
-def _groups(channels, lcu, tmr):
-    """Protection groups of a layer in channel order: pairs, triples and single channels."""
-    grouped = [list(map(int, g)) for g in (*lcu, *tmr)]
-    members = {c for group in grouped for c in group}
-    grouped += [[c] for c in range(channels) if c not in members]
-    return sorted(grouped, key=min)
-
-
-def _pack(groups, cols):
-    """Greedy, order-preserving packing of whole groups into chunks of <= ``cols``."""
-    chunks, current = [], []
-    for group in groups:
-        if len(group) > cols:
-            raise ValueError(f"the array has {cols} columns, fewer than the {len(group)} "
-                             f"copies of one protected neuron (they must share a tile)")
-        if len(current) + len(group) > cols:
-            chunks.append(current)
-            current = []
-        current = current + group
-    chunks.append(current)
-    return tuple(np.asarray(chunk, dtype=np.int64) for chunk in chunks)
 
 
 @dataclass(frozen=True)
@@ -208,8 +187,7 @@ class CompiledLayer:
                     if int(group[0]) in where]
 
         placements = []
-        for start in range(0, matrix.shape[0], rows):
-            block = slice(start, min(start + rows, matrix.shape[0]))
+        for block in row_blocks(matrix.shape[0], rows):
             for chunk, where in zip(self.chunks, position):
                 tile = Tile(activations=matrix[block], weights=weights[:, chunk],
                             bias=self.bias[chunk], multiplier=self.multiplier[chunk],
@@ -299,6 +277,13 @@ class Program:
                              "has one kind of protection unit")
         return kinds.pop() if kinds else "none"
 
+    @property
+    def accelerator(self):
+        """The :class:`hw.contract.AcceleratorConfig` the program runs on: its size,
+        ``k_depth`` and :attr:`protect`, int8 operands and 32-bit accumulators."""
+        return AcceleratorConfig(rows=self.rows, cols=self.cols, k_depth=self.k_depth,
+                                 protect=self.protect)
+
     def save(self, path):
         """Write the program as a plain npz archive (no pickled objects).
 
@@ -342,7 +327,8 @@ def _compile_layer(*, name, kind, weight, bias, multiplier, shift, relu, stride,
         multiplier=np.asarray(multiplier, np.int64), shift=np.asarray(shift, np.int64),
         relu=bool(relu), stride=int(stride), padding=int(padding), pool=int(pool),
         flatten=bool(flatten), lcu=lcu, tmr=tmr, read=read, vote_mode=vote_mode,
-        chunks=_pack(_groups(channels, lcu, tmr), cols))
+        chunks=tuple(np.asarray(chunk, dtype=np.int64)
+                     for chunk in column_chunks(channels, [*lcu, *tmr], cols)))
 
 
 def _program(layers, *, rows, cols, k_depth, input_shape):

@@ -3,7 +3,8 @@
 A transient upset is a Deposit of the register's current value with bits flipped: the
 design overwrites it at the register's next update, as it would a particle strike. A
 stuck value is a Force that holds until :func:`release`. Both work on Icarus and, for
-registers listed in ``sim/forceable.vlt``, on Verilator.
+the registers the hardware declares (made forceable by
+:func:`sim.runner.control_file_text`), on Verilator.
 """
 
 from cocotb.handle import Deposit, Force, Release

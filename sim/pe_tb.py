@@ -1,34 +1,21 @@
 """cocotb driver of a processing element (``hw.pe``), bare or TMR-wrapped."""
 
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from .tb import ClockedTB
 
 __all__ = ["PETB"]
 
 
-class PETB:
+class PETB(ClockedTB):
     """Owns the PE's clock and reset and runs multiply-accumulate sequences.
 
     Inputs change on falling edges and outputs are read on falling edges.
     """
 
+    INPUTS = ("a_in", "w_in", "clear", "drain", "acc_in")
+
     def __init__(self, dut, *, width=8, acc_width=32):
-        self.dut = dut
+        super().__init__(dut)
         self.width, self.acc_width = width, acc_width
-
-    async def start(self):
-        """Start the clock and apply a two-cycle reset with idle inputs."""
-        Clock(self.dut.clk, 10, unit="ns").start()
-        for port in (self.dut.a_in, self.dut.w_in, self.dut.clear, self.dut.drain, self.dut.acc_in):
-            port.value = 0
-        self.dut.rst.value = 1
-        await self.tick(2)
-        self.dut.rst.value = 0
-
-    async def tick(self, count=1):
-        """Wait ``count`` cycles (to the next falling edge)."""
-        for _ in range(count):
-            await FallingEdge(self.dut.clk)
 
     async def mac(self, pairs, *, on_cycle=None):
         """Clear, multiply-accumulate every (activation, weight) pair, return ``acc_out``.

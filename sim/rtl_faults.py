@@ -14,7 +14,7 @@ a path of the site catalogue (:mod:`sim.sites`):
 * ``layer`` / ``tile``: the network layer and the tile of that layer the fault is
   injected into, in a network campaign (both ``None`` for a single tile).
 
-The fault space (DESIGN.md) is the sum over sites of bits x injection cycles for
+The fault space is the sum over sites of bits x injection cycles for
 transients, or bits x 2 for stuck-at (both polarities); a network campaign multiplies
 it by the number of (layer, tile) runs. Paper 003 (Section V-C, eq. 1) sizes its
 weight-input stuck-at space as ``2 x K x M`` with ``K`` the PE operand width and ``M``

@@ -15,16 +15,14 @@ over Dask workers; each worker runs :func:`run_chunk`, which builds (or finds) t
 simulator in its own process and keeps the build for the next chunk, so a worker owns
 a built simulator.
 
-A configuration is the dict of :mod:`sim.runner` testbenches: ``rows``, ``cols``,
-``k_depth`` and optional ``width`` (8), ``acc_width`` (32), ``protect`` (``"none"``).
-Faults are :class:`sim.rtl_faults.RTLFault` s of the accelerator's site catalogue
-(:mod:`sim.sites`); a bitflip's ``cycle`` counts as ``AcceleratorTB.run``'s
-``on_cycle`` does (0 samples ``start``; :func:`hw.accelerator.tile_cycles` cycles per
-tile), a stuck-at fault holds for the whole run.
+A configuration is an :class:`hw.contract.AcceleratorConfig`. Faults are
+:class:`sim.rtl_faults.RTLFault` s of the accelerator's site catalogue (:mod:`sim.sites`);
+a bitflip's ``cycle`` counts as ``AcceleratorTB.run``'s ``on_cycle`` does
+(:class:`hw.contract.Schedule`: 0 samples ``start``; :func:`hw.contract.tile_cycles`
+cycles per tile), a stuck-at fault holds for the whole run.
 """
 
 import json
-import re
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroharden.hw.contract import AcceleratorConfig
 from neuroharden.hw.verilog import generate
 from .runner import DEFAULT_BUILD_ROOT, SimulationError, build, run
 from .sites import design_catalogue
@@ -46,9 +45,6 @@ DRIVERS = ("fast", "naive")
 
 _TILE_FIELDS = ("activations", "weights", "bias", "multiplier", "shift", "relu",
                 "lcu_pairs", "tmr_triples")
-# Registers of the accelerator only the load port writes (a run never rewrites them).
-_LOADED = re.compile(r"(bias|multiplier|shift|relu|group)_\d+|word_vote|k_len|"
-                     r"(act_buf|wgt_buf)\[\d+\]")
 
 
 def save_tile(path, tile):
@@ -65,20 +61,9 @@ def load_tile(path):
                     **{name: data[name] for name in _TILE_FIELDS})
 
 
-def _config(config):
-    """The configuration with its defaults, as a hashable tuple of items."""
-    full = {"width": 8, "acc_width": 32, "protect": "none", **config}
-    unknown = set(full) - {"rows", "cols", "k_depth", "width", "acc_width", "protect"}
-    if unknown:
-        raise ValueError(f"Unknown accelerator parameter(s): {', '.join(sorted(unknown))}")
-    return tuple(sorted(full.items()))
-
-
 @lru_cache(maxsize=None)
-def _design(items, sim, build_root):
-    config = dict(items)
-    parameters = {name: config[name] for name in ("rows", "cols", "width", "acc_width",
-                                                  "protect", "k_depth")}
+def _design(config, sim, build_root):
+    parameters = config.to_dict()
     verilog = generate("accelerator", **parameters)
     root = Path(build_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -93,12 +78,28 @@ def _design(items, sim, build_root):
 def accelerator_design(config, *, sim="verilator", build_root=DEFAULT_BUILD_ROOT):
     """The built accelerator of a configuration and its site catalogue, cached per process.
 
+    Parameters
+    ----------
+    config : hw.contract.AcceleratorConfig
+
     Returns
     -------
     design : sim.runner.Build
     catalogue : sim.sites.Catalogue
     """
-    return _design(_config(config), sim, str(Path(build_root).resolve()))
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"Accelerator configuration must be an AcceleratorConfig, "
+                        f"not {type(config).__name__}")
+    return _design(config, sim, str(Path(build_root).resolve()))
+
+
+def _loaded_sites(config, catalogue):
+    """The paths of ``catalogue`` (the accelerator's) that only the load port writes:
+    the registers and buffer words of the register map with a load-port select, which
+    a run never rewrites."""
+    loaded = [register for register in config.registers.values() if register.loaded]
+    return [site.path for site in catalogue
+            if any(register.pattern.match(site.path) for register in loaded)]
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,8 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
 
     Parameters
     ----------
-    config : dict
-        Accelerator configuration (see the module docstring).
+    config : hw.contract.AcceleratorConfig
+        The accelerator.
     groups : sequence of (sim.tile.Tile, sequence of sim.rtl_faults.RTLFault)
         Each tile (it must fit the accelerator) with the faults run against it
         (faults of the accelerator's catalogue; both checked before the simulator
@@ -223,14 +224,10 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
     if not groups:
         raise ValueError("No tile to run")
     design, catalogue = accelerator_design(config, sim=sim, build_root=build_root)
-    items = dict(_config(config))
     for tile, faults in groups:
         for fault in faults:
             fault.validate(catalogue)
-        m, k, n = tile.shape
-        if m > items["rows"] or n > items["cols"] or k > items["k_depth"]:
-            raise ValueError(f"Tile m={m}, k={k}, n={n} does not fit a {items['rows']}x"
-                             f"{items['cols']} accelerator with k_depth={items['k_depth']}")
+        config.check_tile(*tile.shape)
     with tempfile.TemporaryDirectory(prefix="rtl-faults-") as work:
         work = Path(work)
         files = []
@@ -244,9 +241,9 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
                           "results": paths["results.npz"]})
         # A file, not the environment: a job can hold hundreds of groups.
         (work / "groups.json").write_text(json.dumps(files))
-        job = {**items, "groups": str(work / "groups.json"),
+        job = {"accelerator": config.to_dict(), "groups": str(work / "groups.json"),
                "accumulators": bool(accumulators), "driver": driver,
-               "persistent": [site.path for site in catalogue if _LOADED.fullmatch(site.path)],
+               "persistent": _loaded_sites(config, catalogue),
                "control": [site.path for site in catalogue if site.kind == "control"]}
         run(design, "neuroharden.sim.tb_rtl_faults", config=job, log=log or work / "sim.log",
             test_dir=work)
@@ -256,7 +253,7 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
                 results.append({name: data[name] for name in data.files})
     out = []
     for index, ((tile, faults), result) in enumerate(zip(groups, results)):
-        expected_acc, expected = reference(tile, items["acc_width"])
+        expected_acc, expected = reference(tile, config.acc_width)
         where = f" (tile {index} of the job)" if len(groups) > 1 else ""
         if not np.array_equal(result["golden"], expected):
             raise SimulationError(f"The fault-free run on {sim} differs from "
@@ -328,7 +325,7 @@ def run_faults_dask(client, config, tile, faults, *, sim="verilator", accumulato
     if chunks is None:
         chunks = max(1, len(client.scheduler_info()["workers"]))
     bounds = np.linspace(0, len(faults), min(chunks, len(faults)) + 1).astype(int)
-    futures = [client.submit(run_chunk, dict(config),
+    futures = [client.submit(run_chunk, config,
                              [(tile, [fault.to_dict() for fault in faults[low:high]])],
                              sim=sim, accumulators=accumulators,
                              build_root=str(Path(build_root).resolve()), pure=False)

@@ -15,48 +15,26 @@ Amaranth's RTLIL back end turns into the Verilog ``reg``\\ s. ``tests/sim/test_s
 checks every catalogued path against the generated Verilog text, and
 ``sim/tb_sites.py`` forces and deposits catalogued sites on both simulators.
 
-Each site has a ``kind`` chosen from the component that holds it (the Python class of
-the elaboratable behind its module): ``pe.a_reg`` / ``pe.w_reg`` / ``pe.acc`` in a
-:class:`~hw.pe.PE`, ``skew`` for the systolic array's skew registers, ``requant`` in a
-requantizer, ``protect`` in the protection unit, voters and LCUs, ``buffer`` for memory
-words, and ``control`` for every other register (controllers, counters, valid bits).
+Each site has a ``kind`` (:data:`hw.registers.KINDS`) read from the register map of the
+component that holds it (its ``registers``: :func:`hw.pe.registers`,
+:func:`hw.systolic_array.registers`, :attr:`hw.contract.AcceleratorConfig.registers`):
+``pe.a_reg`` / ``pe.w_reg`` / ``pe.acc`` in a :class:`~hw.pe.PE`, ``skew`` for the
+systolic array's skew registers, ``requant`` and ``protect`` for the accelerator's
+post-processing registers and protection map; ``buffer`` for memory words, and
+``control`` for every other register (controllers, counters, valid bits).
 """
 
 import difflib
-import json
 import re
 from dataclasses import asdict, dataclass
 
-import click
-
-from neuroharden.golden.sampling import leveugle_sample_size
-from neuroharden.hw.verilog import KINDS, build
+from neuroharden.hw.registers import KINDS
+from neuroharden.hw.verilog import build
 
 __all__ = [
-    "Site", "Catalogue", "UnknownSiteError", "KIND_NAMES", "catalogue", "design_catalogue",
-    "resolve", "site_handle", "sites",
+    "Site", "Catalogue", "UnknownSiteError", "catalogue", "design_catalogue", "resolve",
+    "site_handle",
 ]
-
-#: Site kinds, in the order tables and totals list them.
-KIND_NAMES = ("pe.a_reg", "pe.w_reg", "pe.acc", "skew", "requant", "protect", "buffer",
-              "control")
-
-# Component class name -> kind of all its registers.
-_CLASS_KINDS = {
-    "Requantizer": "requant",
-    "LCU": "protect",
-    "MajorityVoter": "protect",
-    "ProtectionUnit": "protect",
-}
-# Component class name -> (register name pattern, kind) rules, first match wins; the
-# accelerator keeps the post-processing parameters and the protection map in its own
-# module.
-_NAME_KINDS = {
-    "PE": ((r"a_reg", "pe.a_reg"), (r"w_reg", "pe.w_reg"), (r"acc", "pe.acc")),
-    "SystolicArray": ((r"[aw]_skew_\d+_\d+", "skew"),),
-    "Accelerator": ((r"(bias|multiplier|shift|relu|y)_\d+", "requant"),
-                    (r"group_\d+|word_vote", "protect")),
-}
 
 
 @dataclass(frozen=True)
@@ -71,7 +49,7 @@ class Site:
     width : int
         Bits of the register or word.
     kind : str
-        One of :data:`KIND_NAMES`.
+        One of :data:`hw.registers.KINDS`.
     module : str
         Name of the Verilog module that holds it (``"array.pe_0_1"``).
     """
@@ -147,16 +125,16 @@ class Catalogue:
             raise UnknownSiteError(_unknown_message(self, path)) from None
 
     def totals(self):
-        """Sites and bits per kind, in :data:`KIND_NAMES` order (kinds present only)."""
+        """Sites and bits per kind, in :data:`hw.registers.KINDS` order (kinds present only)."""
         totals = {}
-        for kind in KIND_NAMES:
+        for kind in KINDS:
             chosen = [site for site in self._sites if site.kind == kind]
             if chosen:
                 totals[kind] = {"sites": len(chosen), "bits": sum(s.width for s in chosen)}
         return totals
 
     def fault_space(self, *, cycles=None):
-        """Fault-space sizes of DESIGN.md and paper 003 over the whole catalogue.
+        """Fault-space sizes (:mod:`.rtl_faults`) and paper 003's over the whole catalogue.
 
         Parameters
         ----------
@@ -267,10 +245,11 @@ def _natural_key(text):
 
 
 def _kind(component, name):
-    for pattern, kind in _NAME_KINDS.get(component, ()):
-        if re.fullmatch(pattern, name):
-            return kind
-    return _CLASS_KINDS.get(component, "control")
+    """The kind the register map of ``component`` declares for register ``name``."""
+    for register in getattr(component, "registers", {}).values():
+        if not register.memory and register.pattern.match(name):
+            return register.kind
+    return "control"
 
 
 def catalogue(component, *, toplevel):
@@ -294,12 +273,12 @@ def catalogue(component, *, toplevel):
     fragment = _ir.Fragment.get(component, None)
     design = fragment.prepare(ports=ports, hierarchy=(toplevel,))
     netlist = _ir.build_netlist(design)
-    classes = {info.name: type(frag.origins[0]).__name__ if frag.origins else ""
-               for frag, info in design.fragments.items()}
+    components = {info.name: frag.origins[0] if frag.origins else None
+                  for frag, info in design.fragments.items()}
     found = []
     for module in netlist.modules:
         prefix = "".join(f"{part}." for part in module.name[1:])
-        component_class = classes.get(module.name, "")
+        component = components.get(module.name)
         outputs = set()
         module_sites = []
         for index in module.cells:
@@ -321,7 +300,7 @@ def catalogue(component, *, toplevel):
             nets = set(value)
             if any(nets < set(other) for other in registers):
                 continue
-            module_sites.append(Site(prefix + name, len(value), _kind(component_class, name),
+            module_sites.append(Site(prefix + name, len(value), _kind(component, name),
                                      ".".join(module.name)))
         found += sorted(module_sites, key=lambda site: _natural_key(site.path))
     inputs = [name for name, (_, direction) in ports.items()
@@ -368,90 +347,3 @@ def site_handle(dut, path):
         else:
             handle = getattr(handle, part)
     return handle
-
-
-# -- the command --------------------------------------------------------------------
-
-def _table(found):
-    rows = [("path", "width", "kind", "module")]
-    rows += [(site.path, str(site.width), site.kind, site.module) for site in found]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    return "\n".join("  ".join(cell.ljust(width) if column != 1 else cell.rjust(width)
-                               for column, (cell, width) in enumerate(zip(row, widths))).rstrip()
-                     for row in rows)
-
-
-@click.command()
-@click.option("--kind", "kind", default="array", show_default=True,
-              type=click.Choice(list(KINDS)), help="Design to catalogue (as for 'generate').")
-@click.option("--rows", default=4, show_default=True, type=int, help="Array rows.")
-@click.option("--cols", default=4, show_default=True, type=int, help="Array columns.")
-@click.option("--width", default=8, show_default=True, type=int, help="Operand width (8 or 16).")
-@click.option("--acc-width", default=32, show_default=True, type=int, help="Accumulator width.")
-@click.option("--protect", default="none", show_default=True,
-              type=click.Choice(["none", "lcu", "tmr"]),
-              help="Protection unit of the accelerator.")
-@click.option("--k-depth", default=256, show_default=True, type=int,
-              help="Operand buffer depth of the accelerator (largest K).")
-@click.option("--sites", "patterns", multiple=True, metavar="GLOB",
-              help="Only these paths or globs ('pe_*.acc'); repeatable.")
-@click.option("--cycles", type=click.IntRange(min=1), default=None,
-              help="Tile length in cycles (the accelerator's is hw.accelerator.tile_cycles): "
-                   "size the transient space as bits x cycles.")
-@click.option("--confidence", default=0.95, show_default=True, type=float,
-              help="Confidence of the Leveugle sample sizes.")
-@click.option("--margin", default=0.01, show_default=True, type=float,
-              help="Error margin of the Leveugle sample sizes.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sites(kind, rows, cols, width, acc_width, protect, k_depth, patterns, cycles, confidence,
-          margin, as_json):
-    """List every injectable register of a generated design and size its fault space.
-
-    The sites are read from the elaborated design (its flip-flops and memories), with
-    the hierarchical path cocotb uses from the toplevel handle, the width, the kind
-    (pe.a_reg, pe.w_reg, pe.acc, skew, requant, protect, buffer, control) and the
-    Verilog module. The summary gives the stuck-at space (bits x 2), the transient
-    space (bits x cycles with --cycles), paper 003's weight-input stuck-at space
-    (2 x K x M) and their Leveugle sample sizes.
-    """
-    try:
-        found = design_catalogue(kind, rows=rows, cols=cols, width=width, acc_width=acc_width,
-                                 protect=protect, k_depth=k_depth)
-        chosen = Catalogue(found.toplevel, resolve(found, patterns), found.inputs) \
-            if patterns else found
-        space = chosen.fault_space(cycles=cycles)
-        samples = {name: leveugle_sample_size(space[name], confidence, margin)
-                   for name in ("stuck_at", "transient", "paper003_weight_stuck_at")
-                   if space.get(name)}
-    except (ValueError, TypeError) as error:
-        raise click.ClickException(str(error)) from error
-    if as_json:
-        click.echo(json.dumps({
-            "design": kind, "toplevel": chosen.toplevel,
-            "sites": [site.to_dict() for site in chosen],
-            "totals": {"sites": len(chosen), "bits": chosen.bits, "kinds": chosen.totals()},
-            "fault_space": space,
-            "sample_size": {"confidence": confidence, "margin": margin, **samples},
-        }))
-        return
-    if len(chosen):
-        click.echo(_table(chosen))
-        click.echo()
-    for name, total in chosen.totals().items():
-        click.echo(f"{name:9s} {total['sites']:6,d} sites {total['bits']:9,d} bits")
-    click.echo(f"{chosen.toplevel}: {len(chosen):,d} sites, {chosen.bits:,d} bits")
-    click.echo(f"stuck-at faults (bits x 2): {space['stuck_at']:,d}"
-               f" (sample {samples['stuck_at']:,d})" if "stuck_at" in samples else
-               "stuck-at faults (bits x 2): 0")
-    if cycles is None:
-        click.echo(f"transient bit-flips: {space['transient_per_cycle']:,d} per cycle "
-                   f"(--cycles N sizes a tile)")
-    else:
-        click.echo(f"transient bit-flips (bits x {cycles} cycles): {space['transient']:,d}"
-                   + (f" (sample {samples['transient']:,d})" if "transient" in samples else ""))
-    if space["paper003_weight_stuck_at"]:
-        click.echo(f"paper 003 weight-input stuck-at (2 x K x M): "
-                   f"{space['paper003_weight_stuck_at']:,d} "
-                   f"(sample {samples['paper003_weight_stuck_at']:,d})")
-    click.echo(f"sample sizes: Leveugle at {confidence:.0%} confidence, "
-               f"{margin:.0%} margin")

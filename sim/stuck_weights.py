@@ -17,7 +17,7 @@ Hence, for a tile ``A [m, k] @ B [k, n]`` (:mod:`sim.tile`)::
 and the post-processor and protection unit run unchanged on that product
 (:func:`sim.tile.postprocess`). ``stuck`` forces the bit in the ``width``-bit word the
 PE holds: the accelerator sign-extends an int8 weight to the array's operand width
-(:func:`sim.array_tb.pack`), so on a 16-bit array bits 8..15 are copies of the sign,
+(:func:`hw.contract.pack`), so on a 16-bit array bits 8..15 are copies of the sign,
 and a stuck bit there turns e.g. -3 (``0xFFFD``) into 32765 (bit 15 stuck at 0) or 5
 into 261 (bit 8 stuck at 1): products far outside the int8 x int8 range.
 
@@ -33,8 +33,8 @@ model that the RTL checks compare with :func:`sim.rtl_runner.run_faults`, and
 to compare with :meth:`StuckWeightNetwork.run`.
 """
 
+import dataclasses
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from neuroharden.golden.numerics import ACC_WIDTH
+from neuroharden.hw.contract import ARRAY, pe_site
+from neuroharden.hw.pe import OPERAND_WIDTHS, W_REG
+from neuroharden.hw.registers import template_regex
 from .runner import DEFAULT_BUILD_ROOT, run
 from .tile import postprocess
 
@@ -52,26 +55,30 @@ __all__ = ["MODELS", "parse_site", "stuck_values", "tile_outputs", "StuckWeightN
 MODELS = ("stuck0", "stuck1")
 #: Float64 sums of integer products are exact below this magnitude.
 _EXACT = 1 << 53
-_SITE = re.compile(r"(?:array\.)?pe_(\d+)_(\d+)\.w_reg")
+# A PE weight register from the accelerator's top level, or from the array's.
+_SITE = template_regex(pe_site("{}", "{}", W_REG))
+_ARRAY_SITE = template_regex(pe_site("{}", "{}", W_REG).removeprefix(f"{ARRAY}."))
 
 
 def parse_site(site):
-    """``(row, column)`` of a PE weight-register site (``array.pe_{r}_{c}.w_reg``).
+    """``(row, column)`` of a PE weight-register site (``array.pe_{r}_{c}.w_reg``, or
+    ``pe_{r}_{c}.w_reg`` in the array itself).
 
     Raises
     ------
     ValueError
         When ``site`` is not a PE weight register.
     """
-    match = _SITE.fullmatch(site)
+    match = _SITE.match(site) or _ARRAY_SITE.match(site)
     if not match:
-        raise ValueError(f"{site!r} is not a PE weight register (array.pe_R_C.w_reg)")
+        raise ValueError(f"{site!r} is not a PE weight register "
+                         f"({pe_site('R', 'C', W_REG)})")
     return int(match.group(1)), int(match.group(2))
 
 
 def _check(bit, model, width):
-    if width not in (8, 16):
-        raise ValueError(f"operand width must be 8 or 16, not {width!r}")
+    if width not in OPERAND_WIDTHS:
+        raise ValueError(f"operand width must be one of {OPERAND_WIDTHS}, not {width!r}")
     if not 0 <= bit < width:
         raise ValueError(f"bit {bit} is outside a {width}-bit weight register")
     if model not in MODELS:
@@ -180,8 +187,8 @@ class StuckWeightNetwork:
     """
 
     def __init__(self, program, x, *, width=8, acc_width=ACC_WIDTH):
-        if width not in (8, 16):
-            raise ValueError(f"operand width must be 8 or 16, not {width!r}")
+        if width not in OPERAND_WIDTHS:
+            raise ValueError(f"operand width must be one of {OPERAND_WIDTHS}, not {width!r}")
         self.program, self.width, self.acc_width = program, width, acc_width
         self._inputs, self._placements, self._products, self._outputs = [], [], [], []
         h = np.asarray(x, dtype=np.int64)
@@ -264,8 +271,7 @@ def rtl_logits(program, x, faults, *, width=8, acc_width=ACC_WIDTH, sim="verilat
         raise ValueError("No faults to run")
     if program.protect != "none":
         raise ValueError("the RTL check runs unprotected programs only")
-    config = dict(rows=program.rows, cols=program.cols, k_depth=program.k_depth,
-                  width=width, acc_width=acc_width)
+    config = dataclasses.replace(program.accelerator, width=width, acc_width=acc_width)
     design, catalogue = accelerator_design(config, sim=sim, build_root=build_root)
     for fault in faults:
         if fault.model not in MODELS:
@@ -276,7 +282,7 @@ def rtl_logits(program, x, faults, *, width=8, acc_width=ACC_WIDTH, sim="verilat
         program.save(work / "program.npz")
         np.save(work / "images.npy", np.asarray(x, dtype=np.int8))
         (work / "faults.json").write_text(json.dumps([fault.to_dict() for fault in faults]))
-        job = {**config, "program": str(work / "program.npz"),
+        job = {"accelerator": config.to_dict(), "program": str(work / "program.npz"),
                "images": str(work / "images.npy"), "faults": str(work / "faults.json"),
                "logits": str(work / "logits.npy")}
         run(design, "neuroharden.sim.tb_stuck_network", config=job, log=log or work / "sim.log",

@@ -1,7 +1,7 @@
 """cocotb module of the RTL fault runner (:mod:`sim.rtl_runner`): tiles and their faults.
 
 The configuration (``sim.runner.tb_config``) carries the accelerator's parameters
-(``rows``, ``cols``, ``k_depth``, ``width``, ``acc_width``, ``protect``) and ``groups``,
+(``accelerator``: :meth:`hw.contract.AcceleratorConfig.to_dict`) and ``groups``,
 a JSON file listing the job's groups in order, each ``{"tile", "faults", "results"}``:
 the tile (``.npz``), its faults (a JSON list of :class:`sim.rtl_faults.RTLFault` dicts)
 and the ``.npz`` its results are written to; plus ``persistent`` and ``control`` (site
@@ -14,8 +14,9 @@ golden run, which the host checks against ``sim.tile.reference``); then for each
 fault: the fault is applied with :class:`sim.rtl_faults.Injection`, the tile is run,
 the output buffer is read through its memory handles, and the fault-free state is
 restored. A tile is loaded by depositing the registers and buffer words the load port
-writes (the ``persistent`` sites, every one of them: buffer words past the tile's K
-get 0, the value of a fresh simulator), skipping those that already hold their value,
+writes (the ``persistent`` sites, the registers of the register map with a load-port
+select, every one of them: buffer words past the tile's K get 0, the value of a fresh
+simulator), skipping those that already hold their value,
 so a loaded tile leaves the same state as the load port writing it into a fresh
 simulator, whatever ran before it in the process. The runs let the simulator run
 freely: the test awaits a ``Timer`` to each cycle where something happens (the
@@ -26,8 +27,8 @@ falling edge, where :class:`sim.accelerator_tb.AcceleratorTB` acts (its ``on_cyc
 numbering is kept: cycle 0 samples ``start``); the drained accumulators are sampled
 3 ns later, so an upset injected in a drain cycle is recorded as the requantizers see
 it. An X or Z bit (Icarus reads a buffer word past its depth as X) reads as 0, as on
-Verilator. A fault in a ``control`` site (the controller's registers, ``k_len``
-included) can end a run early or hang it, so it runs cycle by cycle with
+Verilator. A fault in a ``control`` site (the controller's registers, the loaded
+``K`` included) can end a run early or hang it, so it runs cycle by cycle with
 ``AcceleratorTB.run``'s schedule and timeout, after the output buffer is cleared (a row
 such a run does not write reads 0, as in a fresh simulator; every other run writes
 every row). The other ``persistent`` sites (registers and buffer words only the load
@@ -61,27 +62,20 @@ from cocotb.triggers import Timer
 from cocotb.types import Logic
 
 from neuroharden.golden.numerics import wrap
-from neuroharden.hw.accelerator import OUTPUT_WIDTH, WRITE_SELECT, tile_cycles
+from neuroharden.hw.contract import (ARRAY, OUT_BUF, OUTPUT_WIDTH, WRITE_SELECT,
+                                     AcceleratorConfig, unpack)
 from .accelerator_tb import TIMEOUT_SLACK, AcceleratorTB, tile_writes
-from .array_tb import unpack
 from .rtl_faults import Injection, RTLFault
 from .rtl_runner import load_tile
 from .runner import tb_config
 from .sites import site_handle
+from .tb import PERIOD
 
-#: Clock period of ``AcceleratorTB.start`` (ns).
-PERIOD = 10
 #: The drained accumulators are sampled this long after a cycle's action time (4 ns
 #: before the rising edge): a deposit made at the action time has reached the
 #: register by then, so an upset of a bottom-row accumulator in its own drain cycle is
 #: recorded as the requantizer sees it.
 SAMPLE = 3
-#: The register or buffer word each load-port select writes, by address.
-_TARGETS = {"act": "act_buf[{}]", "wgt": "wgt_buf[{}]", "k": "k_len",
-            "word_vote": "word_vote",
-            **{name: name + "_{}" for name in ("bias", "multiplier", "shift", "relu",
-                                               "group")}}
-_SELECTED = {select: _TARGETS[name] for name, select in WRITE_SELECT.items()}
 
 
 def value(handle):
@@ -102,11 +96,17 @@ class FaultDriver:
     def __init__(self, tb, config):
         self.tb = tb
         self.dut = tb.dut
+        loaded = [register for register in tb.config.registers.values() if register.loaded]
+        # The register each load-port select writes, and the buffers among them.
+        self.targets = {WRITE_SELECT[register.select]: register for register in loaded}
+        self.buffers = [register.select for register in loaded if register.memory]
         self.accumulators = bool(config.get("accumulators", True))
         self.persistent = set(config.get("persistent", ()))
         self.control = list(config.get("control", ()))
-        self.out_words = [self.dut.out_buf[row] for row in range(tb.rows)]
         self.handles = {}
+        out_buf = tb.config.registers[OUT_BUF]
+        self.out_words = [self.handle(out_buf.path(row)) for row in range(out_buf.depth)]
+        self.result = getattr(self.dut, ARRAY).result
         self.masks = {}
         # Value of every persistent site as the last load left it (None before the first).
         self.loaded = dict.fromkeys(self.persistent)
@@ -120,13 +120,11 @@ class FaultDriver:
     def deposit_tile(self, tile):
         """Load ``tile`` by depositing the registers and buffer words the load port
         writes (see the module docstring); no simulated time passes."""
-        tb = self.tb
-        writes = tile_writes(tile, rows=tb.rows, cols=tb.cols, k_depth=tb.k_depth,
-                             width=tb.width, protect=tb.protect)
         # Buffer words past K hold 0, as in a fresh simulator.
         state = {path: 0 for path in self.persistent}
-        for select, address, data in writes:
-            state[_SELECTED[select].format(address)] = data
+        for select, address, data in tile_writes(tile, self.tb.config):
+            target = self.targets[select]
+            state[target.path(address) if target.indices else target.path()] = data
         if set(state) != self.persistent:
             raise RuntimeError(f"The load port writes {sorted(set(state) ^ self.persistent)} "
                                f"unlike the catalogue's loaded registers")
@@ -138,14 +136,14 @@ class FaultDriver:
             if self.loaded[path] != data:
                 self.handle(path).value = Deposit(data)
                 self.loaded[path] = data
-        tb.tile = tile
+        self.tb.tile = tile
 
     async def port_load(self, tile):
         """Load ``tile`` through the load port, buffer words past its K cleared too (as
         :meth:`deposit_tile` leaves them), and note the loaded values."""
         await self.tb.load(tile)
-        for select in ("act", "wgt"):
-            for address in range(tile.shape[1], self.tb.k_depth):
+        for select in self.buffers:
+            for address in range(tile.shape[1], self.tb.config.k_depth):
                 await self.tb.write(WRITE_SELECT[select], address, 0)
         self.loaded = {path: value(self.handle(path)) for path in self.persistent}
 
@@ -169,25 +167,24 @@ class FaultDriver:
 
     def read_outputs(self):
         m, _, n = self.tb.tile.shape
-        cols = self.tb.cols
+        cols = self.tb.config.cols
         # Element c of a row is byte c of the word (OUTPUT_WIDTH = 8).
         data = b"".join(value(word).to_bytes(cols, "little") for word in self.out_words[:m])
         return np.frombuffer(data, dtype=np.int8).reshape(m, cols)[:, :n].astype(np.int64)
 
     def drained(self, values):
         m, _, n = self.tb.tile.shape
-        return wrap(values[:m, :n] + self.tb.tile.bias[:n], self.tb.acc_width)
+        return wrap(values[:m, :n] + self.tb.tile.bias[:n], self.tb.config.acc_width)
 
     async def run_free(self, injection, *, accumulators):
         """One run awaiting only the cycles where something happens (``injection``
         None: a fault-free run); returns ``(cycles, accumulators)`` (cycles -1 when
         ``done`` does not rise in time; accumulators None unless recorded)."""
         tb, dut = self.tb, self.dut
-        rows, cols = tb.rows, tb.cols
-        k = tb.tile.shape[1]
-        nominal = tile_cycles(rows, cols, k)
-        first_drain = k + rows + cols + 1
-        drain = range(first_drain, first_drain + rows) if accumulators else range(0)
+        rows, cols = tb.config.rows, tb.config.cols
+        schedule = tb.config.schedule(tb.tile.shape[1])
+        nominal = schedule.cycles
+        drain = schedule.drain if accumulators else range(0)
         # (time in ns from start, action): inject, sample a drain. ``start`` stays 1
         # until the last cycle: the controller samples it only while idle.
         events = []
@@ -208,8 +205,8 @@ class FaultDriver:
             if action == "inject":
                 await injection.on_cycle(cycle)
             else:
-                values[rows - 1 - (cycle - first_drain)] = unpack(
-                    value(dut.array.result), cols, tb.acc_width)
+                values[schedule.drained_row(cycle)] = unpack(
+                    value(self.result), cols, tb.config.acc_width)
         await Timer(nominal * PERIOD - now, unit="ns")
         dut.start.value = 0
         if injection is not None:
@@ -221,20 +218,19 @@ class FaultDriver:
         """One run awaiting every clock cycle, with ``AcceleratorTB.run``'s schedule:
         it ends when ``done`` rises; returns ``(cycles, accumulators)``."""
         tb, dut = self.tb, self.dut
-        rows, cols = tb.rows, tb.cols
-        k = tb.tile.shape[1]
-        nominal = tile_cycles(rows, cols, k)
-        first_drain = k + rows + cols + 1
+        rows, cols = tb.config.rows, tb.config.cols
+        schedule = tb.config.schedule(tb.tile.shape[1])
+        drain = schedule.drain
         values = np.zeros((rows, cols), dtype=np.int64)
         dut.start.value = 1
         injection.start()
         cycles = -1
-        for cycle in range(nominal + TIMEOUT_SLACK):
+        for cycle in range(schedule.cycles + TIMEOUT_SLACK):
             await injection.on_cycle(cycle)
-            if first_drain <= cycle < first_drain + rows:
+            if cycle in drain:
                 await Timer(SAMPLE, unit="ns")
-                values[rows - 1 - (cycle - first_drain)] = unpack(
-                    value(dut.array.result), cols, tb.acc_width)
+                values[schedule.drained_row(cycle)] = unpack(
+                    value(self.result), cols, tb.config.acc_width)
                 await Timer(PERIOD - SAMPLE, unit="ns")
             else:
                 await Timer(PERIOD, unit="ns")
@@ -252,7 +248,7 @@ class FaultDriver:
         for row in range(m):
             self.dut.rd_addr.value = row
             await Timer(PERIOD, unit="ns")
-            out[row] = unpack(value(self.dut.rd_data), self.tb.cols, OUTPUT_WIDTH)[:n]
+            out[row] = unpack(value(self.dut.rd_data), self.tb.config.cols, OUTPUT_WIDTH)[:n]
         return out
 
     async def load_golden(self, tile):
@@ -339,7 +335,7 @@ async def run_group(tb, driver, group, *, naive):
 async def run_faults(dut):
     """Run every group of the job (tile, faults) in turn and write its results file."""
     config = tb_config()
-    tb = AcceleratorTB.from_config(dut, config)
+    tb = AcceleratorTB(dut, AcceleratorConfig.from_dict(config["accelerator"]))
     with open(config["groups"]) as file:
         groups = json.load(file)
     # The clock runs in the simulator interface: no Python between awaited triggers.

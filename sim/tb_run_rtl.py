@@ -9,8 +9,8 @@ every tile of every layer of every image.
 Configuration (through :func:`sim.runner.tb_config`): ``program`` (npz written by
 :meth:`sim.compiler.Program.save`), ``images`` (``.npy``, int8 ``[B, C, H, W]``),
 ``logits`` (``.npy`` written with the int8 logits), ``stats`` (a JSON file for
-``tiles``, ``cycles`` and the ``seconds`` of the simulation proper), and the accelerator's
-``rows``, ``cols``, ``k_depth``, ``protect``.
+``tiles``, ``cycles`` and the ``seconds`` of the simulation proper), and the accelerator
+(``accelerator``, :meth:`hw.contract.AcceleratorConfig.to_dict`).
 """
 
 import json
@@ -19,6 +19,7 @@ import time
 import cocotb
 import numpy as np
 
+from neuroharden.hw.contract import AcceleratorConfig
 from .accelerator_tb import AcceleratorTB
 from .compiler import load_program
 from .runner import tb_config
@@ -30,7 +31,7 @@ async def run_network(dut):
     config = tb_config()
     program = load_program(config["program"])
     x = np.load(config["images"], allow_pickle=False).astype(np.int64)
-    tb = AcceleratorTB.from_config(dut, config)
+    tb = AcceleratorTB(dut, AcceleratorConfig.from_dict(config["accelerator"]))
     await tb.start()
     started = time.perf_counter()
     tiles = 0

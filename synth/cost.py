@@ -27,20 +27,17 @@ Cycle model (:func:`array_cycles`): each conv / linear layer is a matrix product
 channels as columns). ``M`` is ``batch`` images (default: ``rows``, so the linear layers
 fill the array's rows) times the output pixels, cut into blocks of ``rows``; the ``N``
 channels are packed in order into chunks of at most ``cols`` columns, never cutting the
-copies of one protected neuron; ``K`` is never split. Every tile costs
-:func:`hw.accelerator.tile_cycles` (``start``, clear, ``K`` streaming cycles, flush,
-drain, write back), whatever its fill. Host-side work (im2col, pooling) and operand loading are not counted.
+copies of one protected neuron (:func:`hw.contract.row_blocks` and
+:func:`hw.contract.column_chunks`, the cut the compiler makes); ``K`` is never split.
+Every tile costs :func:`hw.contract.tile_cycles` (``start``, clear, ``K`` streaming
+cycles, flush, drain, write back), whatever its fill. Host-side work (im2col, pooling)
+and operand loading are not counted.
 """
 
-import json
-import math
-
-import click
-
-from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.hw.contract import column_chunks, row_blocks, tile_cycles
 
 __all__ = ["METRICS", "array_cycles", "correction_area", "selection",
-           "protection_cost", "format_report", "cost"]
+           "protection_cost", "format_report"]
 
 #: Execution metrics compared, in report order.
 METRICS = ("neurons", "macs", "cycles", "memory_bytes", "parameters")
@@ -49,30 +46,11 @@ _UNIT = {"lcu": "lcu", "tmr": "voter"}
 
 
 def _groups(net, i):
-    """Column-group sizes of layer ``i`` in channel order (copies of a neuron = one group)."""
+    """The channels of each protected neuron of layer ``i`` (LCU pairs, TMR triples)."""
     protection = getattr(net, "protection", None)
     if protection is None:
-        return [1] * net.layers[i].weight.shape[0]
-    source = protection[i].source.tolist()
-    sizes = []
-    for k, channel in enumerate(source):
-        if k and source[k - 1] == channel:
-            sizes[-1] += 1
-        else:
-            sizes.append(1)
-    return sizes
-
-
-def _chunks(sizes, cols):
-    """Column chunks needed to pack groups in order, never cutting a group."""
-    chunks, free = 0, 0
-    for size in sizes:
-        if size > cols:
-            raise ValueError(f"a group of {size} copies does not fit {cols} array columns")
-        if size > free:
-            chunks, free = chunks + 1, cols
-        free -= size
-    return chunks
+        return []
+    return [*protection[i].lcu.tolist(), *protection[i].tmr.tolist()]
 
 
 def array_cycles(net, *, rows, cols, batch=None):
@@ -101,7 +79,8 @@ def array_cycles(net, *, rows, cols, batch=None):
     for i, layer in enumerate(net.layers):
         k = layer.weight[0].numel()
         m = batch * (layer.neurons // layer.weight.shape[0])
-        tiles = math.ceil(m / rows) * _chunks(_groups(net, i), cols)
+        chunks = column_chunks(layer.weight.shape[0], _groups(net, i), cols)
+        tiles = len(row_blocks(m, rows)) * len(chunks)
         total += tiles * tile_cycles(rows, cols, k)
     return total / batch
 
@@ -269,54 +248,3 @@ def format_report(report):
             lines.append(f"{scheme}: {c['units']} x {c['unit']} = {_number(c['area'])} "
                          f"{c['metric']}, {pct} of the array ({c['status']})")
     return "\n".join(lines)
-
-
-@click.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train` (MODEL.pt).")
-@click.option("--critical", "critical_path", type=click.Path(dir_okay=False), required=True,
-              help="Neuron ranking of that model (CRITICAL.json).")
-@click.option("--threshold", type=float, default=None,
-              help="Protect neurons with score >= T (NVF in %).")
-@click.option("--fraction", type=click.FloatRange(0, 100), default=None,
-              help="Protect the top P % of the ranking.")
-@click.option("--rows", default=8, show_default=True, type=int, help="Array rows.")
-@click.option("--cols", default=8, show_default=True, type=int, help="Array columns.")
-@click.option("--target", default="generic", show_default=True,
-              type=click.Choice(["generic", "ice40", "ecp5"]),
-              help="Synthesis target of the correction-hardware area.")
-@click.option("--no-area", is_flag=True, help="Skip synthesis (execution cost only).")
-@click.option("--cache-dir", default="build/synth-cache", show_default=True,
-              type=click.Path(file_okay=False), help="Synthesis result cache directory.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Dataset directory (default: the one used for training).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def cost(model_path, critical_path, threshold, fraction, rows, cols, target, no_area,
-         cache_dir, data_dir, as_json):
-    """Cost of LCU and of selective TMR at one selection: neurons, MACs, cycles, memory, area.
-
-    Hardens the model both ways (nothing is written), counts the execution cost per
-    image on a ROWS x COLS array and synthesizes one correction unit per array column
-    (LCUs or voters) next to the array, then reports each extra cost and LCU's extra
-    cost divided by TMR's (paper 004 claims one half).
-    """
-    from neuroharden.golden.quantize import quantize_checkpoint
-    from neuroharden.golden.ranking import load_critical
-    from .cache import Cache
-
-    if (threshold is None) == (fraction is None):
-        raise click.ClickException("give exactly one of --threshold and --fraction")
-    try:
-        net, _, _, _ = quantize_checkpoint(model_path, data_dir)
-        if hasattr(net, "protection"):
-            raise ValueError(f"{model_path}: is a hardened network; give the original "
-                             f"model checkpoint")
-        ranking = [(n["layer"], n["index"], n["score"])
-                   for n in load_critical(critical_path, model_path)["neurons"]]
-        report = protection_cost(net, ranking, threshold=threshold, fraction=fraction,
-                                 rows=rows, cols=cols, target=target, area=not no_area,
-                                 cache=Cache(cache_dir))
-    except (ValueError, OSError) as error:
-        raise click.ClickException(str(error).splitlines()[0]) from None
-    report.update(model=str(model_path), critical=str(critical_path))
-    click.echo(json.dumps(report) if as_json else format_report(report))

@@ -67,8 +67,3 @@ def place_and_route(family, netlist, *, top, args, freq_mhz, workdir, out_of_con
                        for word in ("unable to find", "more", "than available", "placement"))
         raise NextpnrError(f"nextpnr failed: {message}", fits=fits)
     return parse_report(report.read_text())
-
-
-def version_args(family):
-    """The nextpnr wheel name of a family (for cache keys)."""
-    return PACKAGES[family][0]

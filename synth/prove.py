@@ -25,19 +25,15 @@ Soundness notes
   (bit-level SAT cannot take the width as a symbol).
 """
 
-import json
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
-__all__ = ["PROPERTIES", "SANITY", "LCU_WIDTHS", "Job", "Property", "run_property",
-           "prove"]
+__all__ = ["PROPERTIES", "SANITY", "LCU_WIDTHS", "Job", "Property", "run_property"]
 
 #: Widths for which the general LCU statement (v in [0, 2**(w-2))) is proved.
 LCU_WIDTHS = tuple(range(2, 17))
@@ -232,57 +228,3 @@ def run_property(prop, *, maxsteps=20, timeout=300):
         # k of the k-induction (the longest over the cases), None when not inductive.
         "induction_length": max(lengths) if lengths else None,
     }
-
-
-def _summary(counterexample):
-    if "error" in counterexample:
-        return f"  {counterexample['case']}: {counterexample['error']}"
-    lines = [f"  counterexample ({counterexample['case']}):"]
-    if "inputs" in counterexample:
-        lines.append("    " + ", ".join(f"{k}={v}" for k, v in counterexample["inputs"].items()))
-    else:
-        for step in counterexample["trace"]:
-            values = ", ".join(f"{k}={v}" for k, v in step["inputs"].items())
-            lines.append(f"    cycle {step['step']}: {values}")
-            if step["registers"]:
-                values = ", ".join(f"{k}={v}" for k, v in step["registers"].items())
-                lines.append(f"      registers (unsigned): {values}")
-    return "\n".join(lines)
-
-
-def _property_names(ctx, param, value):
-    known = {**PROPERTIES, **SANITY}
-    for name in value:
-        if name not in known:
-            raise click.ClickException(
-                f"Unknown property {name!r}; choose from {', '.join(known)}")
-    return value
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
-@click.option("--property", "names", multiple=True, callback=_property_names,
-              metavar="NAME", help="Prove only this property (repeatable). The "
-              "sanity-* properties are wrong on purpose and must fail.")
-def prove(as_json, names):
-    """Formally prove the protection units (LCU, voter, TMR PE) with Yosys' SAT solver.
-
-    Default properties: lcu, lcu-widths, voter-bitwise, voter-word,
-    tmr-pe-equivalence, tmr-pe-fault-masking. Exit status 1 if any property fails.
-    """
-    known = {**PROPERTIES, **SANITY}
-    selected = [known[name] for name in dict.fromkeys(names)] or list(PROPERTIES.values())
-    results = []
-    for prop in selected:
-        result = run_property(prop)
-        results.append(result)
-        if not as_json:
-            depth = "unbounded" if result["depth"] is None else f"depth {result['depth']}"
-            click.echo(f"{result['status']:7} {prop.name}: {prop.description} "
-                       f"[{prop.method}; {depth}; {result['seconds']:.2f} s]")
-            if result["counterexample"] is not None:
-                click.echo(_summary(result["counterexample"]))
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-    if any(result["status"] != "proved" for result in results):
-        sys.exit(1)

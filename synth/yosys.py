@@ -47,7 +47,7 @@ def script_text(target, *, top, verilog, workdir):
         Verilog source (inside ``workdir``) and the directory Yosys runs in, which
         receives the JSON outputs.
     """
-    template = resources.files("synth").joinpath(target.script).read_text()
+    template = resources.files(__package__).joinpath(target.script).read_text()
     # Paths relative to ``workdir`` (Yosys runs there): the WASI sandbox of the
     # yowasp wheels does not reach every absolute path (e.g. /tmp here).
     values = {"verilog": Path(verilog).relative_to(workdir), "top": top,

@@ -30,7 +30,8 @@ __all__ = ["DEFAULT_ROOT", "DEFAULT_CACHE", "MODEL_LABELS", "common_options", "f
            "prepare",
            "Context", "checkpoint", "ranking_path", "ranking_list", "campaign",
            "hardened_path", "write_csv", "write_text", "save_figure", "markdown_table",
-           "parse_floats", "parse_names", "wilson", "reduction_factor", "finish"]
+           "parse_floats", "parse_names", "wilson", "reduction_factor", "write_summary",
+           "finish"]
 
 #: Parent of the default output directories.
 DEFAULT_ROOT = os.path.join("build", "experiments")
@@ -210,7 +211,7 @@ def campaign(ctx, model_path, *, faults=None, cap=None, images=None, fault_model
         Leveugle size of this population) and ``capped`` (bool).
     """
     from ..campaign import run_campaign
-    from ..quantize import quantize_checkpoint
+    from ..checkpoint import quantize_checkpoint
     from ..sampling import FaultSpace, leveugle_sample_size
 
     net, _, _, _ = quantize_checkpoint(model_path)
@@ -317,17 +318,23 @@ def parse_names(text, what, allowed):
     return list(dict.fromkeys(names))
 
 
-def finish(ctx, summary, lines):
-    """Write ``summary.json``, then print the summary (``--json``) or ``lines`` and the
-    files written.
+def write_summary(ctx, summary):
+    """Write ``summary.json`` and return the summary with the files written.
 
-    The summary gets ``seconds``, the wall time of the run (training, ranking and
-    campaigns taken from the cache or ``results.sqlite`` cost next to nothing).
+    The summary gets ``experiment``, ``output`` and ``seconds``, the wall time of the
+    run (training, ranking and campaigns taken from the cache or ``results.sqlite``
+    cost next to nothing); the returned copy also ``files``.
     """
     summary = {"experiment": ctx.name, "output": ctx.output, **summary,
                "seconds": round(time.monotonic() - ctx.started, 1)}
     write_text(ctx, "summary.json", json.dumps(summary, indent=1) + "\n")
-    summary["files"] = list(ctx.files)
+    return {**summary, "files": list(ctx.files)}
+
+
+def finish(ctx, summary, lines):
+    """Write ``summary.json`` (:func:`write_summary`), then print the summary
+    (``--json``) or ``lines`` and the files written."""
+    summary = write_summary(ctx, summary)
     if ctx.as_json:
         click.echo(json.dumps(summary))
         return

@@ -33,7 +33,7 @@ import click
 from . import common
 from .table1 import PAPER_AT_20, matched_threshold, parse_images
 
-__all__ = ["PAPER_AT_20_RESULTS", "command"]
+__all__ = ["PAPER_AT_20_RESULTS", "run", "command"]
 
 #: Paper 004 at NVF >= 20 %: LCU accuracy loss (points) and the reduction factors of the
 #: accuracy loss and of the critical faults against the unprotected network.
@@ -121,6 +121,104 @@ def _plot(ctx, rows, models):
     return common.save_figure(ctx, figure, "fig4.png")
 
 
+def run(ctx, models, *, images, thresholds, max_faults=None, test_images=None, epochs=None):
+    """Paper 004's Fig. 4 into ``ctx``'s output directory: fig4.csv, fig4.md, fig4.png.
+
+    Parameters
+    ----------
+    ctx : golden.experiments.common.Context
+        Output directory, cache (checkpoints and rankings), seed, and whether to print
+        progress.
+    models : sequence of str
+        Networks, of ``mlp7``, ``lenet5``, ``alexnet``.
+    images : dict
+        Network -> training images analysed by NVF.
+    thresholds : sequence of float
+        NVF thresholds (%) in [0, 100]; the matched point is always added. A threshold
+        selecting no neuron reuses the unprotected campaign.
+    max_faults : int, optional
+        Cap of every campaign (default: Leveugle's size, see the module docstring).
+    test_images : int, optional
+        Campaigns on the first ``test_images`` test images only (default: all).
+    epochs : int, optional
+        Training epochs (default: each network's own).
+
+    Returns
+    -------
+    (dict, list of str)
+        The summary (``models``: per network the reduction factors at NVF >= 20 % and at
+        the matched point; ``max_faults``) and the statements printed with it.
+
+    Raises
+    ------
+    ValueError
+        An unknown network, a threshold outside [0, 100], a network without an image
+        count, or a failing campaign.
+    """
+    from tqdm import tqdm
+
+    from ..harden import cost, select_top
+    from ..checkpoint import quantize_checkpoint
+
+    for model in models:
+        if model not in _MODELS:
+            raise ValueError(f"unknown network {model!r}; choose from {', '.join(_MODELS)}")
+        if not isinstance(images.get(model), int) or images[model] < 1:
+            raise ValueError(f"images of {model} must be a positive integer, not "
+                             f"{images.get(model)!r}")
+    grid = sorted(set(float(t) for t in thresholds))
+    if not grid or not 0 <= grid[0] <= grid[-1] <= 100:
+        raise ValueError(f"thresholds must be at least one number in [0, 100], not "
+                         f"{list(thresholds)!r}")
+    rows, statements, summary = [], [], {}
+    for model in models:
+        path = common.checkpoint(ctx, model, epochs=epochs)
+        ranking = common.ranking_list(
+            common.ranking_path(ctx, path, "nvf", images=images[model]), path)
+        net = quantize_checkpoint(path)[0]
+        stem = f"{model}-nvf{images[model]}"
+        ctx.say(f"{common.MODEL_LABELS[model]}: unprotected campaign")
+        base = common.campaign(ctx, path, cap=max_faults, images=test_images)
+        base.update({"protected_neurons": 0, "hidden_neurons": cost(net)["hidden_neurons"]})
+        rows_model = []
+        points = [(f"{t:g}", t, select_top(ranking, threshold=t)) for t in grid]
+        fraction = PAPER_AT_20[model]
+        points.append(("matched", matched_threshold([s for _, _, s in ranking], fraction),
+                       select_top(ranking, fraction=fraction)))
+        bar = tqdm(total=len(points) * len(_SCHEMES), desc=f"fig4 {model}", unit="point",
+                   disable=None if not ctx.as_json else True)
+        for label, t, selection in points:
+            rows_model.append(_row(model, label, t, "none", len(selection), base))
+            for scheme in _SCHEMES:
+                result = _point(ctx, path, net, stem,
+                                "matched" if label == "matched" else f"t{label}",
+                                selection, scheme, max_faults, test_images, base)
+                rows_model.append(_row(model, label, t, scheme, len(selection), result))
+                bar.update()
+        bar.close()
+        rows += rows_model
+        summary[model] = _statements(model, rows_model, statements)
+    header = list(rows[0])
+    common.write_csv(ctx, "fig4.csv", header,
+                     [[round(v, 4) if isinstance(v, float) else v for v in r.values()]
+                      for r in rows])
+    md = common.markdown_table(
+        ["network", "NVF >=", "scheme", "protected neurons", "network size", "faults",
+         "critical faults (95 % CI)", "accuracy loss (points)"],
+        [[common.MODEL_LABELS[r["model"]],
+          "matched" + f" ({r['threshold_pct']:.3g} %)" if r["point"] == "matched"
+          else f"{r['threshold_pct']:g} %", r["scheme"], f"{r['protected_neurons']:,}",
+          f"{r['hidden_neurons']:,}",
+          f"{r['faults']:,}" + ("" if r["faults"] >= r["leveugle_faults"] else
+                                f" of {r['leveugle_faults']:,}"),
+          f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
+          f"{r['accuracy_loss_pts']:.3f}"] for r in rows])
+    common.write_text(ctx, "fig4.md", md + "\n" + "\n".join(f"- {s}" for s in statements)
+                      + "\n")
+    _plot(ctx, rows, models)
+    return {"models": summary, "max_faults": max_faults}, statements
+
+
 @click.command("fig4")
 @click.option("--models", default="lenet5,mlp7", show_default=True,
               help="Comma-separated networks (mlp7, lenet5, alexnet).")
@@ -141,64 +239,15 @@ def command(models, images, thresholds, max_faults, test_images, epochs, output,
     """Paper 004 Figure 4: accuracy loss, critical faults, size vs NVF threshold."""
     models = common.parse_names(models, "--models", _MODELS)
     per_model = parse_images(images, models)
-    grid = sorted(set(common.parse_floats(thresholds, "--thresholds", low=0, high=100)))
+    grid = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
     ctx = common.prepare("fig4", output, cache, seed, as_json)
-    from tqdm import tqdm
-
-    from ..harden import cost, select_top
-    from ..quantize import quantize_checkpoint
-
-    rows, statements, summary = [], [], {}
     try:
-        for model in models:
-            path = common.checkpoint(ctx, model, epochs=epochs)
-            ranking = common.ranking_list(
-                common.ranking_path(ctx, path, "nvf", images=per_model[model]), path)
-            net = quantize_checkpoint(path)[0]
-            stem = f"{model}-nvf{per_model[model]}"
-            ctx.say(f"{common.MODEL_LABELS[model]}: unprotected campaign")
-            base = common.campaign(ctx, path, cap=max_faults, images=test_images)
-            base.update({"protected_neurons": 0, "hidden_neurons": cost(net)["hidden_neurons"]})
-            rows_model = []
-            points = [(f"{t:g}", t, select_top(ranking, threshold=t)) for t in grid]
-            fraction = PAPER_AT_20[model]
-            points.append(("matched", matched_threshold([s for _, _, s in ranking], fraction),
-                           select_top(ranking, fraction=fraction)))
-            bar = tqdm(total=len(points) * len(_SCHEMES), desc=f"fig4 {model}", unit="point",
-                       disable=None if not as_json else True)
-            for label, t, selection in points:
-                rows_model.append(_row(model, label, t, "none", len(selection), base))
-                for scheme in _SCHEMES:
-                    result = _point(ctx, path, net, stem,
-                                    "matched" if label == "matched" else f"t{label}",
-                                    selection, scheme, max_faults, test_images, base)
-                    rows_model.append(_row(model, label, t, scheme, len(selection), result))
-                    bar.update()
-            bar.close()
-            rows += rows_model
-            summary[model] = _statements(model, rows_model, statements)
+        summary, statements = run(ctx, models, images=per_model, thresholds=grid,
+                                  max_faults=max_faults, test_images=test_images,
+                                  epochs=epochs)
     except ValueError as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
-    header = list(rows[0])
-    common.write_csv(ctx, "fig4.csv", header,
-                     [[round(v, 4) if isinstance(v, float) else v for v in r.values()]
-                      for r in rows])
-    md = common.markdown_table(
-        ["network", "NVF >=", "scheme", "protected neurons", "network size", "faults",
-         "critical faults (95 % CI)", "accuracy loss (points)"],
-        [[common.MODEL_LABELS[r["model"]],
-          "matched" + f" ({r['threshold_pct']:.3g} %)" if r["point"] == "matched"
-          else f"{r['threshold_pct']:g} %", r["scheme"], f"{r['protected_neurons']:,}",
-          f"{r['hidden_neurons']:,}",
-          f"{r['faults']:,}" + ("" if r["faults"] >= r["leveugle_faults"] else
-                                f" of {r['leveugle_faults']:,}"),
-          f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
-          f"{r['accuracy_loss_pts']:.3f}"] for r in rows])
-    common.write_text(ctx, "fig4.md", md + "\n" + "\n".join(f"- {s}" for s in statements)
-                      + "\n")
-    _plot(ctx, rows, models)
-    common.finish(ctx, {"models": summary, "max_faults": max_faults}, statements)
-
+    common.finish(ctx, summary, statements)
 
 def _statements(model, rows, statements):
     """Reduction factors of the LCU and TMR against unprotected at 20 % and matched."""

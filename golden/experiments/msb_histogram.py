@@ -420,7 +420,7 @@ def _run(model_path, arch, train_epochs, optimized_path, epochs, iterations,
     import torch
 
     from .. import optimize as opt
-    from ..quantize import quantize_checkpoint
+    from ..checkpoint import quantize_checkpoint
 
     from ..models import load_checkpoint
 

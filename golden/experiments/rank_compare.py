@@ -67,7 +67,7 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
     from tqdm import tqdm
 
     from ..harden import cost, harden, select_top, to_channels
-    from ..quantize import quantize_checkpoint
+    from ..checkpoint import quantize_checkpoint
 
     rows = []
     try:

@@ -185,7 +185,7 @@ def _run_model(ctx, model, images, pneu, crash_pct, levels, counts, repeats, tes
     from tqdm import tqdm
 
     from ..harden import cost, harden, select_bottom, select_top, to_channels
-    from ..quantize import quantize_checkpoint
+    from ..checkpoint import quantize_checkpoint
 
     path = common.checkpoint(ctx, model, epochs=epochs)
     ranking = common.ranking_list(

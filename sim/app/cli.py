@@ -1,13 +1,22 @@
-"""The ``neuroharden`` console command.
+"""The ``neuroharden`` console command: the one registry of every subcommand.
 
-Each subcommand lives in the package it belongs to; this group only knows where to find
-them and imports a subcommand's module when it is invoked, so ``neuroharden generate``
-never pays for importing torch and ``--help`` stays instant.
+Each package's subcommands live in its own ``cli.py`` (:mod:`neuroharden.hw.cli`,
+:mod:`neuroharden.golden.cli`, :mod:`neuroharden.sim.cli`, :mod:`neuroharden.synth.cli`);
+this module defines the application layer's own (``demo`` and the ``experiment`` group)
+and the root group, which lists them all in :data:`COMMANDS` and imports a subcommand's
+module only when it is invoked, so ``neuroharden generate`` never pays for importing
+torch and importing this module stays instant.
 """
 
 import importlib
+import json
+from pathlib import Path
 
 import click
+
+from .experiments import experiment_modules
+
+__all__ = ["COMMANDS", "LazyGroup", "main", "demo", "experiment"]
 
 #: Subcommand name -> "module:click command" (kept sorted by package).
 COMMANDS = {
@@ -16,18 +25,18 @@ COMMANDS = {
     "eval": "neuroharden.golden.cli:evaluate",
     "export": "neuroharden.golden.cli:export",
     "sample-size": "neuroharden.golden.cli:sample_size",
-    "campaign": "neuroharden.sim.rtl_campaign:campaign",
-    "rank": "neuroharden.golden.rank_cli:rank",
-    "harden": "neuroharden.golden.harden_cli:harden",
-    "optimize": "neuroharden.golden.optimize_cli:optimize",
-    "gemm": "neuroharden.sim.gemm:gemm",
-    "run-rtl": "neuroharden.sim.run_rtl:run_rtl",
-    "sites": "neuroharden.sim.sites:sites",
-    "demo": "neuroharden.sim.app.demo:demo",
+    "rank": "neuroharden.golden.cli:rank",
+    "harden": "neuroharden.golden.cli:harden",
+    "optimize": "neuroharden.golden.cli:optimize",
+    "gemm": "neuroharden.sim.cli:gemm",
+    "run-rtl": "neuroharden.sim.cli:run_rtl",
+    "sites": "neuroharden.sim.cli:sites",
+    "campaign": "neuroharden.sim.cli:campaign",
     "area": "neuroharden.synth.cli:area",
-    "prove": "neuroharden.synth.prove:prove",
-    "cost": "neuroharden.synth.cost:cost",
-    "experiment": "neuroharden.sim.app.experiments:experiment",
+    "prove": "neuroharden.synth.cli:prove",
+    "cost": "neuroharden.synth.cli:cost",
+    "demo": "neuroharden.sim.app.cli:demo",
+    "experiment": "neuroharden.sim.app.cli:experiment",
 }
 
 
@@ -68,4 +77,61 @@ def main():
     """neuroharden: generate, verify and harden fault-tolerant int8 DNN accelerators.
 
     Every job is a subcommand; `neuroharden COMMAND --help` explains each one.
+    """
+
+
+@click.command()
+@click.option("-o", "--output", default="report", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Directory of the report, the intermediate files and the stage cache.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the stage records (status, seconds, result) as JSON.")
+def demo(output, as_json):
+    """Run the whole flow on LeNet-5 / digits and write OUTPUT/index.html and README.md.
+
+    Stages (each resumes from OUTPUT/stages/ when rerun): train, quantize, rank (NVF),
+    harden (LCU and TMR at NVF >= 20 % and at the top 3.99 % of neurons, the share
+    paper 004 protects on LeNet-5 at 20 %), cost, accelerator, rtl-check,
+    campaign-model (neuron-output bit flips), campaign-rtl (bit flips in the PE
+    registers of fc2's tiles on the RTL accelerator), threshold-sweep, synthesize,
+    prove. A stage whose
+    building block is not in this version is listed as "not available in this
+    version". The exit status is 1 when a stage failed.
+    """
+    from .demo import run_demo
+
+    out = Path(output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"{output}: {error}") from None
+    result = run_demo(out, say=(lambda line: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"report: {out / 'index.html'} and {out / 'README.md'} "
+                   f"({result['seconds'] / 60:.1f} min)")
+    if any(r["status"] == "failed" for r in result["stages"].values()):
+        raise SystemExit(1)
+
+
+class _Experiments(click.Group):
+    """A click group whose subcommands are the experiment modules, imported on use."""
+
+    def list_commands(self, ctx):
+        return sorted(experiment_modules())
+
+    def get_command(self, ctx, name):
+        module = experiment_modules().get(name)
+        if module is None:
+            return None
+        return importlib.import_module(module).command
+
+
+@click.group(cls=_Experiments)
+def experiment():
+    """Reproduce the experiments of the papers (CSV, PNG plots and Markdown tables).
+
+    Each experiment trains and quantizes the networks it needs (cached), writes its
+    results to -o DIR (default build/experiments/NAME) and prints where.
     """

@@ -25,9 +25,7 @@ A stage whose building block is not part of this version raises
 retried on the next run), never replaced by made-up figures.
 """
 
-import contextlib
 import hashlib
-import io
 import json
 import sys
 import time
@@ -38,7 +36,7 @@ import click
 
 from neuroharden.golden.atomic import atomic_output
 
-__all__ = ["Stage", "STAGES", "DEFAULTS", "stage_key", "run_stages", "demo"]
+__all__ = ["Stage", "STAGES", "DEFAULTS", "stage_key", "run_stages", "run_demo"]
 
 #: Settings of the default demo (recorded in every stage result; changing one reruns).
 DEFAULTS = {
@@ -53,7 +51,7 @@ DEFAULTS = {
     # RTL campaigns: bit flips in the PE registers (operand registers and accumulators)
     # of fc2's tiles on the first test images (one tile row), on the rows x cols
     # accelerator with each network's protection unit. fc2 is the smallest layer whose
-    # neurons the top 3.99 % mostly protects (72 of its 84 on the digits network); each
+    # neurons the top 3.99 % mostly protects (77 of its 84 on the digits network); each
     # tile the sample hits costs a simulator start, so the whole network would not fit
     # the demo's time.
     "rtl_campaign_faults": 300, "rtl_campaign_images": 4,
@@ -142,7 +140,7 @@ def _quantize(ctx):
     from neuroharden.golden.evaluation import evaluate_checkpoint
     from neuroharden.golden.export import export_intnet
     from neuroharden.golden.harden import cost
-    from neuroharden.golden.intmodel import load_intnet
+    from neuroharden.golden.checkpoint import load_intnet
 
     model = ctx.path("model.pt")
     result = evaluate_checkpoint(model)
@@ -175,35 +173,24 @@ def _rank(ctx):
                           for name, v in layers.items()}}
 
 
-def _run_command(command, args):
-    """Run a click command in-process with ``--json`` and return its JSON object."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        command.main([*map(str, args), "--json"], prog_name=command.name,
-                     standalone_mode=False)
-    return json.loads(buffer.getvalue())
-
-
 def _harden(ctx):
-    from neuroharden.golden.harden_cli import harden
+    from neuroharden.golden.harden import harden_checkpoint
 
     ctx.path("hardened").mkdir(exist_ok=True)
     reports = {}
     for selection in SELECTIONS:
-        chosen = _selection(ctx.config, selection)
-        option, value = next(iter(chosen.items()))
         for scheme in SCHEMES:
-            report = _run_command(harden, [
-                "--model", ctx.path("model.pt"), "--critical", ctx.path("CRITICAL.json"),
-                "--scheme", scheme, f"--{option}", value,
-                "-o", ctx.path(_hardened_name(scheme, selection))])
+            report = harden_checkpoint(
+                str(ctx.path("model.pt")), str(ctx.path("CRITICAL.json")), scheme=scheme,
+                output=str(ctx.path(_hardened_name(scheme, selection))),
+                **_selection(ctx.config, selection))
             reports[f"{scheme}-{selection}"] = {k: v for k, v in report.items()
                                                  if k != "layers"}
     return reports
 
 
 def _cost(ctx):
-    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.golden.checkpoint import quantize_checkpoint
     from neuroharden.golden.ranking import load_critical
     from neuroharden.synth.cache import Cache
     from neuroharden.synth.cost import protection_cost
@@ -231,7 +218,7 @@ def _cost(ctx):
 def _accelerator(ctx):
     from neuroharden.hw.verilog import generate
     from neuroharden.sim.compiler import k_depth_of
-    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.golden.checkpoint import quantize_checkpoint
 
     c = ctx.config
     k_depth = k_depth_of(quantize_checkpoint(ctx.path("model.pt"))[0])
@@ -249,15 +236,12 @@ def _accelerator(ctx):
 
 
 def _rtl_check(ctx):
-    from neuroharden.sim.run_rtl import run_rtl
+    from neuroharden.sim.run_rtl import run_checkpoint
 
     c = ctx.config
-    out = {}
-    for name, model in _variants(ctx).items():
-        out[name] = _run_command(run_rtl, ["--model", model, "--images", c["rtl_images"],
-                                           "--rows", c["rows"], "--cols", c["cols"],
-                                           "--sim", c["sim"]])
-    return out
+    return {name: run_checkpoint(str(model), images=c["rtl_images"], rows=c["rows"],
+                                 cols=c["cols"], sim=c["sim"])
+            for name, model in _variants(ctx).items()}
 
 
 def _variants(ctx):
@@ -306,7 +290,7 @@ def _threshold_sweep(ctx):
     import csv
     import shutil
 
-    from neuroharden.golden.experiments.fig4 import command as fig4
+    from neuroharden.golden.experiments import common, fig4
     from neuroharden.golden.models import load_checkpoint
 
     c = ctx.config
@@ -320,11 +304,13 @@ def _threshold_sweep(ctx):
                          ("CRITICAL.json", f"{stem}-nvf-{c['rank_images']}img.json")):
         if not (cache / name).exists():
             shutil.copyfile(ctx.path(source), cache / name)
-    _run_command(fig4, ["--models", c["model"], "--images", c["rank_images"],
-                        "--thresholds", ",".join(f"{t:g}" for t in c["fig4_thresholds"]),
-                        "--max-faults", c["fig4_faults"], "--test-images",
-                        c["fig4_test_images"], "-o", ctx.path("fig4"), "--cache", cache,
-                        "--seed", c["seed"]])
+    # as_json: no progress lines on stderr (the demo prints one line per stage).
+    experiment = common.prepare("fig4", str(ctx.path("fig4")), str(cache), c["seed"],
+                                as_json=True)
+    summary, _ = fig4.run(experiment, [c["model"]], images={c["model"]: c["rank_images"]},
+                          thresholds=c["fig4_thresholds"], max_faults=c["fig4_faults"],
+                          test_images=c["fig4_test_images"])
+    common.write_summary(experiment, summary)
     with open(ctx.path("fig4/fig4.csv"), newline="") as file:
         rows = list(csv.DictReader(file))
     return {"rows": rows, "faults": c["fig4_faults"], "test_images": c["fig4_test_images"]}
@@ -479,41 +465,30 @@ def run_stages(stages, out, config, *, say=click.echo, progress=None):
     return records
 
 
-@click.command()
-@click.option("-o", "--output", default="report", show_default=True,
-              type=click.Path(file_okay=False),
-              help="Directory of the report, the intermediate files and the stage cache.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the stage records (status, seconds, result) as JSON.")
-def demo(output, as_json):
-    """Run the whole flow on LeNet-5 / digits and write OUTPUT/index.html and README.md.
+def run_demo(out, *, config=DEFAULTS, say=click.echo, progress=None):
+    """Run (or resume) the demo's :data:`STAGES` into ``out`` and write its report.
 
-    Stages (each resumes from OUTPUT/stages/ when rerun): train, quantize, rank (NVF),
-    harden (LCU and TMR at NVF >= 20 % and at the top 3.99 % of neurons, the share
-    paper 004 protects on LeNet-5 at 20 %), cost, accelerator, rtl-check,
-    campaign-model (neuron-output bit flips), campaign-rtl (bit flips in the PE
-    registers of fc2's tiles on the RTL accelerator), threshold-sweep, synthesize,
-    prove. A stage whose
-    building block is not in this version is listed as "not available in this
-    version". The exit status is 1 when a stage failed.
+    Parameters
+    ----------
+    out : str or os.PathLike
+        Output directory (created): the report (``index.html``, ``README.md``,
+        ``headline.md``), the intermediate files and the stage cache.
+    config : dict
+        Settings (:data:`DEFAULTS`).
+    say, progress
+        As for :func:`run_stages`.
+
+    Returns
+    -------
+    dict
+        ``seconds`` (wall time), ``stages`` (:func:`run_stages`' records) and ``report``
+        (paths of the files :func:`~.demo_report.build_report` wrote, as str).
     """
     from .demo_report import build_report
 
-    out = Path(output)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise click.ClickException(f"{output}: {error}") from None
-    say = (lambda line: None) if as_json else click.echo
+    out = Path(out)
     started = time.perf_counter()
-    records = run_stages(STAGES, out, DEFAULTS, say=say)
+    records = run_stages(STAGES, out, config, say=say, progress=progress)
     seconds = time.perf_counter() - started
-    paths = build_report(out, records, DEFAULTS, seconds)
-    if as_json:
-        click.echo(json.dumps({"seconds": seconds, "stages": records,
-                               "report": [str(p) for p in paths]}))
-    else:
-        click.echo(f"report: {out / 'index.html'} and {out / 'README.md'} "
-                   f"({seconds / 60:.1f} min)")
-    if any(r["status"] == "failed" for r in records.values()):
-        raise SystemExit(1)
+    paths = build_report(out, records, config, seconds)
+    return {"seconds": seconds, "stages": records, "report": [str(p) for p in paths]}

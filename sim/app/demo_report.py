@@ -1,13 +1,21 @@
 """The content of the demo's report: headline, tables and plots from the stage records.
 
-:func:`build_report` reads the records of :func:`sim.demo.run_stages` and writes the
-report with :func:`sim.report.write_report`. Every figure comes from a stage result;
-a section whose stage did not complete says so (its status and reason) instead.
+:func:`build_report` reads the records of :func:`sim.app.demo.run_stages` and writes the
+report with :func:`sim.app.report.write_report`, and the headline table
+(:func:`headline_table`) to ``OUTPUT/headline.md``. Every figure comes from a stage
+result; a section whose stage did not complete says so (its status and reason) instead.
 """
 
-from .report import NOT_AVAILABLE, Figure, Section, Table, write_report
+from pathlib import Path
 
-__all__ = ["build_report", "headline"]
+from neuroharden.golden.atomic import atomic_output
+
+from .report import NOT_AVAILABLE, Figure, Section, Table, markdown_table, write_report
+
+__all__ = ["HEADLINE_FILE", "build_report", "headline", "headline_table"]
+
+#: File of the output directory that holds :func:`headline_table`.
+HEADLINE_FILE = "headline.md"
 
 _OK = ("done", "cached")
 _VARIANT_LABEL = {"none": "unprotected", "lcu-top3.99": "LCU, top 3.99 %",
@@ -560,8 +568,112 @@ def headline(records, config, seconds):
     return lines
 
 
+#: The networks the headline compares, in its column order.
+_HEADLINE_VARIANTS = ("none", "lcu-top3.99", "tmr-top3.99")
+
+
+def headline_table(records, config):
+    """The demo's key results as Markdown: a table with one column per network, the
+    cost ratio and the selection behind it, from whatever stages completed.
+
+    A quantity whose stage did not complete shows as "-". The README's first table is
+    a copy of this text from the last committed run (``benchmarks/results/demo/``).
+
+    Parameters
+    ----------
+    records : dict
+        Stage records of :func:`sim.app.demo.run_stages`.
+    config : dict
+        The demo's settings (:data:`sim.app.demo.DEFAULTS`).
+
+    Returns
+    -------
+    str
+        Markdown text, ending in a newline.
+    """
+    q, h, k = (_result(records, n) for n in ("quantize", "harden", "cost"))
+    model, rtl, check = (_result(records, n)
+                         for n in ("campaign-model", "campaign-rtl", "rtl-check"))
+    rank = _result(records, "rank")
+    fraction = config["paper_fraction"]
+
+    def cells(source, cell):
+        return [cell(source[n]) if source and n in source else "-"
+                for n in _HEADLINE_VARIANTS]
+
+    # The unprotected network's accuracy is the quantized one; the others', hardened.
+    accuracy = [_pct(q["int8_accuracy"]) if q else "-",
+                *(_pct(h[n]["int8_accuracy_after"]) if h and n in h else "-"
+                  for n in _HEADLINE_VARIANTS[1:])]
+    at = k["at"]["top3.99"] if k else None
+    schemes = {n: at["schemes"][n.split("-")[0]] for n in _HEADLINE_VARIANTS} if at else None
+    images = q["images"] if q else "-"
+    rows = [[f"int8 test accuracy ({images} {config['dataset']})", *accuracy],
+            ["neurons", *cells(schemes, lambda s: _int(s["neurons"]))],
+            ["MACs / image", *cells(schemes, lambda s: _int(s["macs"]))],
+            [f"array cycles / image ({config['rows']}x{config['cols']} array)",
+             *cells(schemes, lambda s: _int(s["cycles"]))],
+            ["weight memory", *cells(schemes, lambda s: f"{_int(s['memory_bytes'])} B")]]
+    if at:
+        lcu, tmr = at["schemes"]["lcu"]["correction"], at["schemes"]["tmr"]["correction"]
+        rows.append([f"correction hardware ({at['target']} {lcu['metric']})", "0",
+                     f"{lcu['units']} LCUs = {_int(lcu['area'])} "
+                     f"({_num(lcu['area_pct'], 2)} % of the array)",
+                     f"{tmr['units']} voters = {_int(tmr['area'])} "
+                     f"({_num(tmr['area_pct'], 2)} %)"])
+    else:
+        rows.append(["correction hardware", "-", "-", "-"])
+    faults = next(iter(model.values()))["completed"] if model else config["campaign_faults"]
+    rows.append([f"critical faults, model level ({faults:,} output bit flips each)",
+                 *cells(model, lambda x: _pct(x["critical_rate"], 1))])
+    if rtl:
+        first = next(iter(rtl.values()))
+        label = (f"RTL campaign ({first['completed']:,} PE-register bit flips in "
+                 f"{', '.join(first['layers'])}, {first['images']} images)")
+    else:
+        label = "RTL campaign"
+    rows.append([f"{label}: masked / critical",
+                 *cells(rtl, lambda x: f"{_pct(_share(x, 'masked'), 1)} / "
+                                       f"{_pct(x['critical_rate'], 1)}")])
+    agree = cells(check, lambda x: f"{int(round(x['agreement'] * x['images']))} / "
+                                   f"{x['images']}")
+    if check and "none" in check:
+        agree[0] += " images"
+    rows.append(["RTL accelerator = golden (int8 logits)", *agree])
+    table = Table("Headline", ["", "unprotected", f"LCU (top {fraction:g} %)",
+                               f"selective TMR (top {fraction:g} %)"], rows)
+
+    notes = []
+    if at:
+        ratio = at["lcu_over_tmr"]
+        notes.append(f"LCU's extra cost / selective TMR's (paper 004 claims 0.5): neurons "
+                     f"{_num(ratio['neurons'], 2)}, MACs {_num(ratio['macs'], 2)}, array "
+                     f"cycles {_num(ratio['cycles'], 2)}, weight memory "
+                     f"{_num(ratio['memory_bytes'], 2)}, correction hardware "
+                     f"{_num(ratio.get('correction_area'), 2)}.")
+    if rank and h:
+        top = h["lcu-top3.99"]
+        notes.append(f"NVF: largest {rank['max']:.2f} %, non-zero for {rank['nonzero']:,} "
+                     f"of {rank['neurons']:,} hidden neurons; NVF >= "
+                     f"{config['paper_threshold']:g} % (paper 004's threshold) selects "
+                     f"{rank['at_paper_threshold']:,}; the top {fraction:g} % is "
+                     f"{top['selected_neurons']:,} neurons -> {top['protected_channels']:,} "
+                     f"channels, {top['protected_neurons']:,} protected neurons.")
+    missing = [n for n, x in records.items() if x["status"] not in _OK]
+    if missing:
+        notes.append("Not available or not completed: " + ", ".join(missing) + ".")
+    notes.append(f"Stages: {_stage_minutes(records):.1f} min when computed.")
+    return markdown_table(table) + "\n\n" + "".join(f"- {n}\n" for n in notes)
+
+
 def build_report(out, records, config, seconds):
-    """Write ``out/index.html``, ``out/README.md`` and the PNGs; returns the paths."""
+    """Write ``out/index.html``, ``out/README.md``, the PNGs and ``out/headline.md``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Every file written.
+    """
     sections = [_network(records, config), _nvf(records, config),
                 _hardening(records, config), _cost(records, config),
                 _accelerator(records, config), _rtl_check(records, config),
@@ -570,5 +682,9 @@ def build_report(out, records, config, seconds):
                 _sweep(records, config),
                 _synthesis(records, config), _proofs(records, config),
                 _stages(records, seconds)]
-    return write_report(out, title="neuroharden demo: LeNet-5 on digits",
-                        headline=headline(records, config, seconds), sections=sections)
+    paths = write_report(out, title="neuroharden demo: LeNet-5 on digits",
+                         headline=headline(records, config, seconds), sections=sections)
+    path = Path(out) / HEADLINE_FILE
+    with atomic_output(path, "w") as file:
+        file.write(headline_table(records, config))
+    return [*paths, path]

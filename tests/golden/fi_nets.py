@@ -1,11 +1,25 @@
-"""Small hand-built integer networks for the fault-injection unit tests."""
+"""Small hand-built integer networks and random faults shared by the golden tests."""
+
+import random
 
 import torch
 
+from neuroharden.golden.faults import FAULT_MODELS, TARGETS, Fault, target_width
 from neuroharden.golden.intmodel import IntLayer, IntNet
 
 
-def _layer(name, kind, weight, x, *, relu=True, stride=1, padding=0, pool=0,
+def linear_layer(name, weight, relu):
+    """A linear layer with bias 0, M = 1 and s = 0: each output is its accumulator."""
+    O = len(weight)
+    # M = 1, s = 0: the neuron output is its accumulator (saturated to int8).
+    return IntLayer(name=name, kind="linear", weight=torch.tensor(weight),
+                    bias=torch.zeros(O, dtype=torch.int64),
+                    multiplier=torch.ones(O, dtype=torch.int64),
+                    shift=torch.zeros(O, dtype=torch.int64), relu=relu, stride=1,
+                    padding=0, pool=0, flatten=False, out_scale=1.0)
+
+
+def build_layer(name, kind, weight, x, *, relu=True, stride=1, padding=0, pool=0,
            flatten=False, gen=None):
     """Build a layer whose requantization keeps typical outputs around +-40."""
     O = weight.shape[0]
@@ -32,10 +46,44 @@ def random_net(seed=0, images=24, padding=1, stride=1):
     w = lambda *shape: torch.randint(-127, 128, shape, generator=gen)  # noqa: E731
     layers = []
     h = x
-    l1, h = _layer("conv1", "conv", w(3, 1, 3, 3), h, pool=2, gen=gen)  # 3x10x10 -> 5x5
-    l2, h = _layer("conv2", "conv", w(4, 3, 3, 3), h, padding=padding, stride=stride,
-                   pool=2, flatten=True, gen=gen)
-    l3, h = _layer("fc1", "linear", w(12, h.shape[1]), h, gen=gen)
-    l4, h = _layer("fc2", "linear", w(10, 12), h, relu=False, gen=gen)
+    # conv1: 3x10x10 -> 5x5 after pooling.
+    l1, h = build_layer("conv1", "conv", w(3, 1, 3, 3), h, pool=2, gen=gen)
+    l2, h = build_layer("conv2", "conv", w(4, 3, 3, 3), h, padding=padding, stride=stride,
+                        pool=2, flatten=True, gen=gen)
+    l3, h = build_layer("fc1", "linear", w(12, h.shape[1]), h, gen=gen)
+    l4, h = build_layer("fc2", "linear", w(10, 12), h, relu=False, gen=gen)
     layers = [l1, l2, l3, l4]
     return IntNet(layers, 0.01, (1, 12, 12)), x
+
+
+def conv_chain_net(seed=6, images=20):
+    """Convolutions without pooling (stride 1 and 2) feeding convolutions, then a pooled
+    one, a hidden and an output linear layer."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 128, (images, 2, 11, 11), generator=gen)
+    w = lambda *shape: torch.randint(-127, 128, shape, generator=gen)  # noqa: E731
+    l1, h = build_layer("conv1", "conv", w(4, 2, 3, 3), x, padding=1, gen=gen)  # 11x11
+    l2, h = build_layer("conv2", "conv", w(5, 4, 3, 3), h, stride=2, padding=1,
+                        gen=gen)  # 6x6
+    l3, h = build_layer("conv3", "conv", w(3, 5, 2, 2), h, pool=2, flatten=True, gen=gen)
+    l4, h = build_layer("fc1", "linear", w(7, h.shape[1]), h, gen=gen)
+    l5, h = build_layer("fc2", "linear", w(6, 7), h, relu=False, gen=gen)
+    return IntNet([l1, l2, l3, l4, l5], 0.01, (2, 11, 11)), x
+
+
+def random_faults(net, count, seed, targets=TARGETS, models=FAULT_MODELS):
+    """``count`` faults of ``net`` drawn with ``seed``: any layer, target and model."""
+    rng = random.Random(seed)
+    faults = []
+    for _ in range(count):
+        layer = rng.choice(net.layers)
+        target = rng.choice(targets)
+        width = target_width(target)
+        model = rng.choice(models)
+        sites = layer.weight.numel() if target == "weight" else layer.neurons
+        bits = (tuple(rng.sample(range(width), rng.choice([1, 1, 2, 3])))
+                if model in ("bitflip", "stuck0", "stuck1") else ())
+        value = rng.randrange(-(1 << (width - 1)), 1 << (width - 1)) \
+            if model == "byzantine" else None
+        faults.append(Fault(layer.name, target, rng.randrange(sites), bits, model, value))
+    return faults

@@ -8,7 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-def _conv(x, weight, stride, padding):
+def conv(x, weight, stride, padding):
+    """Exact int64 convolution of ``x`` ``[B, I, H, W]`` with ``weight`` ``[O, I, kh, kw]``."""
     x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     kh, kw = weight.shape[2:]
     windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
@@ -32,7 +33,7 @@ def predict(path, images):
     for i, kind in enumerate(net["kinds"]):
         weight = net[f"weight_{i}"].astype(np.int64)
         if kind == "conv":
-            acc = _conv(x, weight, int(net["stride"][i]), int(net["padding"][i]))
+            acc = conv(x, weight, int(net["stride"][i]), int(net["padding"][i]))
             per_channel = (1, -1, 1, 1)
         else:
             acc = x.reshape(len(x), -1) @ weight.T

@@ -4,14 +4,14 @@ import torch
 
 from neuroharden.golden.activation_rank import activation_rank, mean_activations
 from neuroharden.golden.intmodel import IntNet
-from tests.golden.test_nvf import _linear
+from tests.golden.fi_nets import linear_layer
 
 
 def identity_net():
     """Four hidden neurons copying the four inputs (scale 0.5), two classes."""
-    hidden = _linear("fc1", torch.eye(4, dtype=torch.int64).tolist(), relu=True)
+    hidden = linear_layer("fc1", torch.eye(4, dtype=torch.int64).tolist(), relu=True)
     hidden.out_scale = 0.5
-    out = _linear("fc2", [[1, 1, 1, 1], [1, 1, 1, 1]], relu=False)
+    out = linear_layer("fc2", [[1, 1, 1, 1], [1, 1, 1, 1]], relu=False)
     return IntNet([hidden, out], 1.0, (1, 1, 4))
 
 

@@ -1,4 +1,5 @@
-"""Campaigns: SQLite results, kill -9 and resume, Dask workers, bad input."""
+"""Campaigns: definitions and ids, the runner, SQLite results, kill -9 and resume, Dask
+workers, bad input."""
 
 import hashlib
 import json
@@ -13,9 +14,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from neuroharden.golden.campaign import ResultsDB, run_campaign
+from neuroharden.golden.campaign import CampaignDefinition, ResultsDB, run, run_campaign, summary_text
+from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.models import Net, save_checkpoint
-from neuroharden.golden.sampling import leveugle_sample_size
+from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
 from neuroharden.sim.app.cli import main
 
 NEUROHARDEN = os.path.join(os.path.dirname(sys.executable), "neuroharden")
@@ -44,6 +46,133 @@ def _rows(db, campaign):
 
 def _strip(summary):
     return {k: v for k, v in summary.items() if k not in TIMING}
+
+
+def _definition(**changes):
+    fields = {"level": "toy", "faults": 20, "seed": 3, "images": 4, "population": 50,
+              "fields": {"model_sha256": "ab" * 32, "sites": ["a", "b"]}}
+    return CampaignDefinition(**{**fields, **changes})
+
+
+def test_a_definition_has_one_id_that_tells_campaigns_apart():
+    definition = _definition()
+    assert definition.id == _definition().id and len(definition.id) == 32
+    assert definition.as_dict() == {"tool": "neuroharden", "level": "toy",
+                                    "model_sha256": "ab" * 32, "sites": ["a", "b"],
+                                    "faults": 20, "seed": 3, "images": 4, "population": 50}
+    others = [_definition(level="rtl"), _definition(faults=21), _definition(seed=4),
+              _definition(images=5), _definition(population=51),
+              _definition(fields={"model_sha256": "ab" * 32, "sites": ["b", "a"]}),
+              _definition(fields={"model_sha256": "cd" * 32, "sites": ["a", "b"]})]
+    assert len({definition.id} | {other.id for other in others}) == 1 + len(others)
+    assert definition.sample() == sample_indices(50, 20, 3)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"faults": 51}, "cannot draw 51 faults from a population of 50"),
+    ({"faults": 0}, "cannot draw 0 faults"),
+    ({"images": 0}, "Image count must be a positive integer, not 0"),
+    ({"level": ""}, "Campaign level must be a non-empty string"),
+    ({"fields": {"seed": 1}}, "must not redefine seed"),
+    ({"fields": {"net": object()}}, "must be JSON values"),
+])
+def test_a_bad_definition_is_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _definition(**changes)
+
+
+class Toy(Evaluator):
+    """Fault ``p`` has a made-up outcome that depends on ``p`` only; fails on its batch
+    number ``fail`` (counted in this object) to stand for a killed run."""
+
+    def __init__(self, fail=None, reverse=False):
+        self.fail, self.reverse, self.evaluated = fail, reverse, []
+
+    def fault_free_correct(self):
+        return 3
+
+    def batches(self, faults, chunk):
+        batches = super().batches(faults, chunk)
+        return [sorted(b, reverse=True) for b in batches] if self.reverse else batches
+
+    def evaluate(self, batch):
+        if len(self.evaluated) == self.fail:
+            raise RuntimeError("killed")
+        self.evaluated.append(list(batch))
+        return [(p, json.dumps({"p": p}), self.result(p)) for p in batch]
+
+    @staticmethod
+    def result(p):
+        outcome = ("masked", "tolerable", "critical")[p % 3]
+        critical = outcome == "critical" and p % 2 == 0
+        return {"outcome": outcome, "critical": critical, "changed": int(critical),
+                "masked_images": 4 if outcome == "masked" else 3,
+                "tolerable_images": int(outcome == "tolerable"),
+                "critical_images": int(outcome == "critical"), "correct": 3 - int(critical)}
+
+
+def _stored(db, campaign):
+    with ResultsDB(db) as stored:
+        return stored.results(campaign)
+
+
+def test_the_runner_stores_the_planned_faults_in_batches(tmp_path):
+    definition, toy = _definition(), Toy(reverse=True)
+    summary = run(definition, toy, db_path=tmp_path / "r.sqlite", chunk=6, progress=False)
+    assert [len(b) for b in toy.evaluated] == [6, 6, 6, 2]
+    rows = _stored(tmp_path / "r.sqlite", definition.id)
+    # Whatever order a batch comes in, each row is filed under its fault number.
+    assert [(r["fault_index"], r["population_index"]) for r in rows] == \
+        list(enumerate(definition.sample()))
+    assert all(json.loads(r["fault"])["p"] == r["population_index"] for r in rows)
+    results = [Toy.result(p) for p in definition.sample()]
+    assert summary["campaign"] == definition.id and summary["population"] == 50
+    assert summary["completed"] == summary["faults"] == summary["evaluated_now"] == 20
+    assert summary["masked"] == sum(r["outcome"] == "masked" for r in results)
+    assert summary["critical"] == sum(r["critical"] for r in results)
+    assert summary["fault_free_accuracy"] == 0.75
+    assert summary["mean_faulty_accuracy"] == sum(r["correct"] for r in results) / 80
+    with ResultsDB(tmp_path / "r.sqlite") as stored:
+        seconds, faults = stored.evaluation(definition.id)
+        assert stored.campaign(definition.id) == (definition.as_dict(), 20, 4, 3)
+    assert faults == 20 and seconds > 0
+    assert summary["faults_per_second"] == pytest.approx(20 / seconds)
+    with pytest.raises(ValueError, match="Chunk must be a positive number of faults"):
+        run(definition, Toy(), db_path=tmp_path / "r.sqlite", chunk=0)
+
+
+def test_an_interrupted_run_keeps_its_committed_batches_and_resumes(tmp_path):
+    definition = _definition()
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(RuntimeError, match="killed"):
+        run(definition, Toy(fail=2), db_path=db, chunk=6, progress=False)
+    assert len(_stored(db, definition.id)) == 12
+    toy = Toy()
+    summary = run(definition, toy, db_path=db, chunk=6, progress=False)
+    assert summary["evaluated_now"] == 8 and summary["completed"] == 20
+    assert sorted(p for b in toy.evaluated for p in b) == sorted(definition.sample()[12:])
+    whole = run(definition, Toy(), db_path=tmp_path / "whole.sqlite", chunk=6,
+                progress=False)
+    assert _stored(db, definition.id) == _stored(tmp_path / "whole.sqlite", definition.id)
+    assert {k: v for k, v in summary.items() if k not in TIMING} == \
+        {k: v for k, v in whole.items() if k not in TIMING}
+    # A complete campaign evaluates nothing and still reports the stored rate.
+    again = run(definition, Toy(fail=0), db_path=db, chunk=6, progress=False)
+    assert again["evaluated_now"] == 0 and again["faults_per_second"] > 0
+
+
+def test_summary_text_gives_both_papers_classes():
+    summary = {"completed": 8, "faults": 8, "masked": 2, "tolerable": 4, "critical_003": 2,
+               "critical": 1, "critical_rate": 0.125, "accuracy_loss": 0.01,
+               "fault_free_accuracy": 0.9, "evaluated_now": 8, "faults_per_second": 12.5}
+    text = summary_text(summary, "campaign abc: 8/8 faults")
+    assert text.splitlines() == [
+        "campaign abc: 8/8 faults",
+        "  paper 003: masked 2 (25.00 %), tolerable 4 (50.00 %), critical 2 (25.00 %)",
+        "  paper 004: critical faults 1 (12.50 %), accuracy loss 1.000 points "
+        "(fault-free 90.00 %)",
+        "  8 evaluated now, 12.50 faults/s"]
+    assert summary_text({**summary, "faults_per_second": None}, "t").endswith("8 evaluated now")
 
 
 def test_campaign_summary_and_rerun(checkpoint, tmp_path):

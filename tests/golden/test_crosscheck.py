@@ -1,7 +1,8 @@
 import pytest
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.crosscheck import crosscheck
-from neuroharden.golden.quantize import quantize_checkpoint, weight_scales
+from neuroharden.golden.quantize import weight_scales
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
 NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow(seconds=44))]

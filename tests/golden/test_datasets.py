@@ -1,36 +1,13 @@
+"""The dataset readers (golden/datasets.py): the bundled digits, MNIST IDX and CIFAR-10."""
+
 import gzip
-import struct
 
 import numpy as np
 import pytest
 import torch
 
 from neuroharden.golden.datasets import fit_shape, load_dataset
-
-
-def write_idx(path, magic, array, compress=False):
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    with (gzip.open if compress else open)(path, "wb") as file:
-        file.write(data)
-
-
-def write_mnist(directory, compress=False, train=5, test=3):
-    rng = np.random.default_rng(0)
-    suffix = ".gz" if compress else ""
-    for prefix, n in (("train", train), ("t10k", test)):
-        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", 0x803,
-                  rng.integers(0, 256, (n, 28, 28)), compress)
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", 0x801,
-                  np.arange(n) % 10, compress)
-
-
-def write_cifar(path, labels):
-    rng = np.random.default_rng(1)
-    records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None],
-                              rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)], axis=1)
-    path.write_bytes(records.tobytes())
-    return records
+from tests.golden.dataset_files import write_cifar, write_idx, write_mnist
 
 
 def test_digits_split_is_fixed_stratified_and_scaled():

@@ -1,5 +1,5 @@
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.evaluation import evaluate_checkpoint, int8_predictions
-from neuroharden.golden.quantize import quantize_checkpoint
 
 
 def test_evaluation_reports_both_accuracies(lenet5_model):

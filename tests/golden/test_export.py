@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from neuroharden.golden.checkpoint import load_intnet, quantize_checkpoint
 from neuroharden.golden.evaluation import evaluate_checkpoint
 from neuroharden.golden.export import export_intnet, import_intnet
-from neuroharden.golden.intmodel import load_intnet
-from neuroharden.golden.quantize import quantize_checkpoint
 from tests.golden.numpy_reader import predict
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from neuroharden.golden.harden import cost, harden, select_bottom, select_top, to_channels
+from neuroharden.golden.harden import (cost, harden, harden_checkpoint, select_bottom,
+                                      select_top, to_channels)
 from tests.golden.fi_nets import random_net
 
 # conv1: 3 x 10x10, conv2: 4 x 5x5 (pooled to 2x2), fc1: 12, fc2: 10 (output, no ReLU).
@@ -119,3 +120,18 @@ def test_selection_and_channel_mapping():
         select_top(ranking)
     with pytest.raises(ValueError, match="out of range"):
         to_channels(net, [("fc1", 12)])
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"scheme": "split", "fraction": 5.0}, "scheme must be one of lcu, tmr, tmr-prune"),
+    ({"scheme": "tmr"}, "exactly one of threshold and fraction"),
+    ({"scheme": "tmr", "threshold": 1.0, "fraction": 5.0}, "exactly one"),
+    ({"scheme": "lcu", "fraction": 5.0, "voter": "word"}, "tmr schemes only"),
+    ({"scheme": "tmr", "fraction": 5.0, "output": "m.pt"}, "must not overwrite"),
+])
+def test_harden_checkpoint_refuses_bad_parameters_before_reading(tmp_path, options, match):
+    # Neither file exists: the parameters are refused before anything is read.
+    options = {**options, "output": tmp_path / options.get("output", "h.pt")}
+    with pytest.raises(ValueError, match=match):
+        harden_checkpoint(tmp_path / "m.pt", tmp_path / "c.json", **options)
+    assert list(tmp_path.iterdir()) == []

@@ -9,8 +9,7 @@ from neuroharden.golden.hardened import (HardenedNet, LayerProtection, is_harden
                              save_hardened)
 from neuroharden.golden.injection import InjectionEngine, naive_logits
 from neuroharden.golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
-from tests.golden.fi_nets import random_net
-from tests.golden.test_injection import conv_chain_net, random_faults
+from tests.golden.fi_nets import conv_chain_net, random_faults, random_net
 
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from neuroharden.golden.intmodel import IntLayer, IntNet, load_intnet
+from neuroharden.golden.checkpoint import load_intnet, quantize_checkpoint
+from neuroharden.golden.intmodel import IntLayer, IntNet
 from neuroharden.golden.numerics import add_bias, requantize
-from neuroharden.golden.quantize import quantize_checkpoint
-from tests.golden.numpy_reader import _conv
+from tests.golden.numpy_reader import conv
 
 
 def linear_layer(weight, bias, multiplier, shift, relu=True, **extra):
@@ -43,7 +43,7 @@ def test_lenet5_layers_are_exact_integer_arithmetic(lenet5_model):
         acc, y = intnet.layer_step(i, x)
         w = layer.weight.numpy()
         if layer.kind == "conv":
-            z = _conv(x.numpy(), w, layer.stride, layer.padding)
+            z = conv(x.numpy(), w, layer.stride, layer.padding)
             view = (1, -1, 1, 1)
         else:
             z = x.flatten(1).numpy() @ w.T

@@ -4,8 +4,7 @@ import torch
 
 from neuroharden.golden.intmodel import IntNet
 from neuroharden.golden.lrp import criticality, lrp_rank, real_weight, relevance
-from tests.golden.fi_nets import random_net
-from tests.golden.test_nvf import _linear
+from tests.golden.fi_nets import linear_layer, random_net
 
 
 def test_conservation_on_a_linear_net():
@@ -13,8 +12,9 @@ def test_conservation_on_a_linear_net():
     w1 = torch.randint(0, 20, (6, 5), generator=gen)
     w2 = torch.randint(0, 20, (4, 6), generator=gen)
     w3 = torch.randint(-20, 20, (3, 4), generator=gen)
-    net = IntNet([_linear("fc1", w1.tolist(), True), _linear("fc2", w2.tolist(), True),
-                  _linear("fc3", w3.tolist(), False)], 1.0, (1, 1, 5))
+    net = IntNet([linear_layer("fc1", w1.tolist(), True),
+                  linear_layer("fc2", w2.tolist(), True),
+                  linear_layer("fc3", w3.tolist(), False)], 1.0, (1, 1, 5))
     for layer in net.layers:
         layer.shift[:] = 6  # keep the outputs unsaturated
     x = torch.randint(1, 20, (7, 1, 1, 5), generator=gen)

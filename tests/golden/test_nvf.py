@@ -2,26 +2,16 @@
 
 import torch
 
-from neuroharden.golden.intmodel import IntLayer, IntNet
+from neuroharden.golden.intmodel import IntNet
 from neuroharden.golden.nvf import (FaultFree, bit_positions, deviation_search, gradients, nvf,
                         nvf_from_counts)
-from tests.golden.fi_nets import random_net
-
-
-def _linear(name, weight, relu):
-    O = len(weight)
-    # M = 1, s = 0: the neuron output is its accumulator (saturated to int8).
-    return IntLayer(name=name, kind="linear", weight=torch.tensor(weight),
-                    bias=torch.zeros(O, dtype=torch.int64),
-                    multiplier=torch.ones(O, dtype=torch.int64),
-                    shift=torch.zeros(O, dtype=torch.int64), relu=relu, stride=1,
-                    padding=0, pool=0, flatten=False, out_scale=1.0)
+from tests.golden.fi_nets import linear_layer, random_net
 
 
 def tiny_net():
     """h = (x0, x1, x0); logits = (h0, h1): h2 feeds nothing."""
-    hidden = _linear("fc1", [[1, 0], [0, 1], [1, 0]], relu=True)
-    out = _linear("fc2", [[1, 0, 0], [0, 1, 0]], relu=False)
+    hidden = linear_layer("fc1", [[1, 0], [0, 1], [1, 0]], relu=True)
+    out = linear_layer("fc2", [[1, 0, 0], [0, 1, 0]], relu=False)
     return IntNet([hidden, out], 1.0, (1, 1, 2))
 
 

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.evaluation import int8_predictions
 from neuroharden.golden.models import Net
 from neuroharden.golden.numerics import requantize
-from neuroharden.golden.quantize import SHIFT_LIMIT, fixed_point, quantize, quantize_checkpoint
+from neuroharden.golden.quantize import SHIFT_LIMIT, fixed_point, quantize
 
 #: The three networks; AlexNet (about half a minute to train) only in the slow runs.
 NETWORKS = ["mlp7", "lenet5", pytest.param("alexnet", marks=pytest.mark.slow)]

@@ -5,9 +5,9 @@ sim.tile.reference, in the Amaranth simulator."""
 import numpy as np
 import pytest
 
-from neuroharden.hw.accelerator import Accelerator, tile_cycles
+from neuroharden.hw.accelerator import Accelerator
+from neuroharden.hw.contract import AcceleratorConfig, tile_cycles, unpack
 from neuroharden.sim.accelerator_tb import random_tile, tile_writes
-from neuroharden.sim.array_tb import unpack
 from neuroharden.sim.tile import Tile, reference
 from tests.hw.simulation import simulate
 
@@ -20,9 +20,7 @@ class Driver:
 
     async def load(self, tile):
         ctx, dut = self.ctx, self.dut
-        for select, address, value in tile_writes(tile, rows=dut.rows, cols=dut.cols,
-                                                  k_depth=dut.k_depth, width=dut.width,
-                                                  protect=dut.protect):
+        for select, address, value in tile_writes(tile, dut.config):
             ctx.set(dut.wr_sel, select)
             ctx.set(dut.wr_addr, address)
             ctx.set(dut.wr_data, value)
@@ -144,16 +142,17 @@ def test_rerun_without_reload_gives_the_same_outputs():
 
 def test_tile_writes_reject_what_the_build_cannot_run():
     rng = np.random.default_rng(5)
+    small = AcceleratorConfig(rows=2, cols=2, k_depth=4)
     with pytest.raises(ValueError, match="does not fit"):
-        tile_writes(random_tile(rng, 3, 2, 2), rows=2, cols=2, k_depth=4)
+        tile_writes(random_tile(rng, 3, 2, 2), small)
     with pytest.raises(ValueError, match="does not fit"):
-        tile_writes(random_tile(rng, 2, 5, 2), rows=2, cols=2, k_depth=4)
+        tile_writes(random_tile(rng, 2, 5, 2), small)
     with pytest.raises(ValueError, match="LCU pairs"):
-        tile_writes(random_tile(rng, 2, 2, 3, lcu_pairs=[[0, 1]]), rows=2, cols=3,
-                    k_depth=4, protect="tmr")
+        tile_writes(random_tile(rng, 2, 2, 3, lcu_pairs=[[0, 1]]),
+                    AcceleratorConfig(rows=2, cols=3, k_depth=4, protect="tmr"))
     with pytest.raises(ValueError, match="TMR triples"):
-        tile_writes(random_tile(rng, 2, 2, 3, tmr_triples=[[0, 1, 2]]), rows=2, cols=3,
-                    k_depth=4, protect="lcu")
+        tile_writes(random_tile(rng, 2, 2, 3, tmr_triples=[[0, 1, 2]]),
+                    AcceleratorConfig(rows=2, cols=3, k_depth=4, protect="lcu"))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -177,6 +176,8 @@ def test_parameters_are_read_only():
     dut = Accelerator(rows=3, cols=4, protect="lcu", k_depth=16, acc_width=24)
     assert (dut.rows, dut.cols, dut.width, dut.acc_width, dut.protect, dut.k_depth) == \
         (3, 4, 8, 24, "lcu", 16)
+    assert dut.config == AcceleratorConfig(rows=3, cols=4, protect="lcu", k_depth=16,
+                                           acc_width=24)
     with pytest.raises(AttributeError):
         dut.protect = "tmr"
 

@@ -5,6 +5,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from neuroharden.hw.contract import AcceleratorConfig
 from neuroharden.hw.verilog import KINDS, generate
 from neuroharden.sim.app.cli import main
 
@@ -45,14 +46,16 @@ def test_accelerator_is_deterministic_and_keeps_its_fault_site_names(protect):
     for module in ["array", "array.pe_1_2", "requant_0", "requant_2"]:
         assert f"\\accelerator.{module}" in modules
     assert ("\\accelerator.protect" in modules) == (protect != "none")
-    registers = ["y_2", "bias_2", "multiplier_2", "shift_2", "relu_2", "k_len", "state",
-                 "step", "out_row", "done_reg"]
-    registers += {"none": [], "lcu": ["group_2"], "tmr": ["group_2", "word_vote"]}[protect]
-    for name in registers:
-        assert re.search(rf"^\s*reg (\[\d+:0\] )?{name} = ", text, flags=re.MULTILINE), name
-    for name, words in [("act_buf", 8), ("wgt_buf", 8), ("out_buf", 2)]:
-        assert re.search(rf"^\s*reg \[\d+:0\] {name} \[{words - 1}:0\];", text,
-                         flags=re.MULTILINE), name
+    declared = AcceleratorConfig(rows=2, cols=3, protect=protect, k_depth=8).registers
+    # Every register of the map, as its column 2 for a family, and its memories.
+    assert len(declared) == {"none": 13, "lcu": 14, "tmr": 15}[protect]
+    for register in declared.values():
+        if register.memory:
+            words = register.depth - 1
+            pattern = rf"^\s*reg \[\d+:0\] {register.name} \[{words}:0\];"
+        else:
+            pattern = rf"^\s*reg (\[\d+:0\] )?{register.path(*[2] * register.indices)} = "
+        assert re.search(pattern, text, flags=re.MULTILINE), register.name
     assert generate("accelerator", rows=2, cols=3, protect=protect, k_depth=9) != text
 
 

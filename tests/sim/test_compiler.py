@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.export import export_intnet, import_intnet
 from neuroharden.golden.harden import harden
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.sim.compiler import compile_network, infer, k_depth_of, load_program
 from neuroharden.sim.tile import reference
 from tests.golden.fi_nets import random_net

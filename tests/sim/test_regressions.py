@@ -4,10 +4,15 @@ One simulator process per (block configuration, simulator) runs every test of th
 block's cocotb module; builds are reused across runs through sim.runner's cache.
 """
 
+import ast
+import importlib.util
+from pathlib import Path
+from xml.etree import ElementTree
+
 import pytest
 
 from neuroharden.hw.verilog import generate
-from neuroharden.sim.runner import SIMULATORS, build, run
+from neuroharden.sim.runner import SIMULATORS, SimulationError, build, run
 
 # (kind, generation parameters, cocotb module)
 REGRESSIONS = [
@@ -31,6 +36,18 @@ def regression_id(case):
     return kind + "-" + "-".join(f"{key}{value}" for key, value in params.items())
 
 
+def cocotb_tests(module):
+    """Names of the ``@cocotb.test()`` coroutines of a cocotb module, read from its source."""
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+
+    def is_test(decorator):
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return ast.unparse(target) == "cocotb.test"
+
+    return [node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)
+            and any(is_test(d) for d in node.decorator_list)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sim", SIMULATORS)
 @pytest.mark.parametrize("case", REGRESSIONS, ids=regression_id)
@@ -39,5 +56,24 @@ def test_block(case, sim, tmp_path):
     config = {**DEFAULTS, **params, "kind": kind.replace("-", "_")}
     verilog = generate(kind, **{key: config[key] for key in DEFAULTS})
     design = build(verilog, toplevel=config["kind"], sim=sim, log=tmp_path / "build.log")
-    tests, failed = run(design, module, config=config, log=tmp_path / "sim.log")
-    assert tests > 0 and failed == 0
+    # run() raises SimulationError when a test fails; what it returns says all ran.
+    tests, _ = run(design, module, config=config, log=tmp_path / "sim.log")
+    assert tests == len(cocotb_tests(module)) > 0
+
+
+@pytest.mark.slow(seconds=15)
+def test_a_failing_regression_is_reported(tmp_path):
+    # A word-mode voter checked against the bitwise reference. The modes agree when at
+    # most one copy differs and on 1, 2, 4 (no bit in two copies: both give 0), so only
+    # the random triples of matches_the_reference fail.
+    verilog = generate("voter", width=8, mode="word")
+    design = build(verilog, toplevel="voter", sim="icarus", log=tmp_path / "build.log")
+    config = {**DEFAULTS, "mode": "bitwise", "kind": "voter"}
+    with pytest.raises(SimulationError, match=r"neuroharden\.sim\.tb_voter on icarus"):
+        run(design, "neuroharden.sim.tb_voter", config=config, log=tmp_path / "sim.log",
+            test_dir=tmp_path)
+    cases = list(ElementTree.parse(tmp_path / "tb_voter.results.xml").getroot()
+                 .iter("testcase"))
+    assert [case.get("name") for case in cases] == cocotb_tests("neuroharden.sim.tb_voter")
+    assert [case.get("name") for case in cases
+            if case.find("failure") is not None] == ["matches_the_reference"]

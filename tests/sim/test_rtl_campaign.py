@@ -4,7 +4,6 @@ A tiny MLP (16 -> 6 -> 4) on 4 images keeps every layer one row block, so a camp
 is a handful of tiles, packed into simulator jobs of up to ``chunk`` faults.
 """
 
-import dataclasses
 import json
 import os
 import signal
@@ -16,42 +15,23 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from neuroharden.golden.campaign import ResultsDB
 from neuroharden.golden.faults import Fault
 from neuroharden.golden.harden import harden
-from neuroharden.golden.injection import InjectionEngine, classify
-from neuroharden.golden.intmodel import IntNet
+from neuroharden.golden.injection import InjectionEngine
+from neuroharden.golden.outcomes import classify
+from neuroharden.hw.contract import ACT_BUF, K_LEN, STATE, WGT_BUF
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
 from neuroharden.sim.rtl_campaign import GoldenRun, NetworkFaultSpace, _jobs, run_network_campaign
 from neuroharden.sim.rtl_faults import RTLFault
 from neuroharden.sim.rtl_runner import accelerator_design, run_faults
-from tests.golden.fi_nets import _layer
+from tests.sim.network_campaign import COLS, ROWS, campaign, tiny_net
 
-ROWS, COLS = 4, 4
 SUMMARY_KEYS = {"faults", "completed", "masked", "tolerable", "critical_003", "critical",
                 "accuracy_loss", "faults_per_second"}
-
-
-def tiny_net(images=4, seed=0, zero_bias=False):
-    """A 16 -> 6 -> 4 integer MLP, its int8 inputs and labels (its own top-1 classes,
-    the last image's label shifted so that the accuracy is not 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 128, (images, 1, 4, 4), generator=gen)
-    w = lambda *shape: torch.randint(-127, 128, shape, generator=gen)  # noqa: E731
-    l1, h = _layer("fc1", "linear", w(6, 16), x, gen=gen)
-    l2, _ = _layer("fc2", "linear", w(4, 6), h, relu=False, gen=gen)
-    layers = [l1, l2]
-    if zero_bias:
-        layers = [dataclasses.replace(layer, bias=torch.zeros_like(layer.bias))
-                  for layer in layers]
-    net = IntNet(layers, 0.01, (1, 4, 4))
-    labels = net.predict(x)
-    labels[-1] = (labels[-1] + 1) % 4
-    return net, x, labels
 
 
 def stored_rows(db, campaign_id):
@@ -63,17 +43,11 @@ def stored_rows(db, campaign_id):
         stored.close()
 
 
-def campaign(net, x, labels, db, **options):
-    return run_network_campaign(net, x, labels, db_path=str(db), rows=ROWS, cols=COLS,
-                                progress=False, **options)
-
-
 def test_fault_space_counts_every_layer_tile_site_bit_and_cycle():
     net, x, _ = tiny_net()
     golden = GoldenRun(net, compile_network(net, rows=ROWS, cols=COLS), x.numpy())
     program = golden.program
-    _, catalogue = accelerator_design(dict(rows=ROWS, cols=COLS, k_depth=program.k_depth,
-                                           protect="none"), sim="icarus")
+    _, catalogue = accelerator_design(program.accelerator, sim="icarus")
     space = NetworkFaultSpace(golden, catalogue, "bitflip", sites="array.pe_*.acc")
     bits = ROWS * COLS * 32
     # fc1: K=16, two column chunks; fc2: K=6, one chunk.
@@ -92,35 +66,34 @@ def test_fault_space_counts_every_layer_tile_site_bit_and_cycle():
 def test_jobs_pack_the_tiles_faults_up_to_chunk():
     net, x, _ = tiny_net(images=9)  # fc1: 3 row blocks x 2 column chunks
     golden = GoldenRun(net, compile_network(net, rows=ROWS, cols=COLS), x.numpy())
-    _, catalogue = accelerator_design(dict(rows=ROWS, cols=COLS,
-                                           k_depth=golden.program.k_depth, protect="none"),
-                                      sim="icarus")
+    _, catalogue = accelerator_design(golden.program.accelerator, sim="icarus")
     space = NetworkFaultSpace(golden, catalogue, "stuck0", sites="array.pe_*.acc")
     indices = np.random.default_rng(0).permutation(len(space))[:50]
-    todo = [k for k in range(50) if k % 7]
+    todo = [int(p) for k, p in enumerate(indices) if k % 7]
     names = [layer.name for layer in golden.program.layers]
-    jobs = _jobs(space, indices, todo, 8, names)
-    sizes = [sum(len(ks) for _, _, ks in job) for job in jobs]
+    jobs = _jobs(space, todo, 8, names)
+    sizes = [sum(len(ps) for _, _, ps in job) for job in jobs]
     assert sizes[:-1] == [8] * (len(jobs) - 1) and 1 <= sizes[-1] <= 8
     assert sum(sizes) == len(todo)
-    flat = [(layer, tile, k) for job in jobs for layer, tile, ks in job for k in ks]
-    assert sorted(k for _, _, k in flat) == todo
-    assert all((space.fault(int(indices[k])).layer, space.fault(int(indices[k])).tile)
-               == (layer, tile) for layer, tile, k in flat)
+    flat = [(layer, tile, p) for job in jobs for layer, tile, ps in job for p in ps]
+    assert sorted(p for _, _, p in flat) == sorted(todo)
+    assert all((space.fault(p).layer, space.fault(p).tile) == (layer, tile)
+               for layer, tile, p in flat)
     order = [(names.index(layer), tile) for layer, tile, _ in flat]
     assert order == sorted(order) and len({tile for _, tile in order}) > 3
+    # Within a tile the faults keep the order given (the sample's draw order).
+    assert all(ps == [p for p in todo if p in ps] for job in jobs for _, _, ps in job)
     # A job holds each of its tiles once.
     assert all(len({(layer, tile) for layer, tile, _ in job}) == len(job) for job in jobs)
-    assert _jobs(space, indices, todo, 1, names) == [[(layer, tile, [k])]
-                                                     for layer, tile, k in flat]
+    assert _jobs(space, todo, 1, names) == [[(layer, tile, [p])] for layer, tile, p in flat]
 
 
 @pytest.mark.slow
 def test_rows_do_not_depend_on_how_tiles_are_packed_into_jobs(tmp_path):
     net, x, labels = tiny_net()
     # Controller and buffer sites too: their faults leave state behind in a process.
-    options = dict(fault_model="stuck1", sites=["array.pe_*.acc", "k_len", "state",
-                                                "act_buf[*]", "wgt_buf[*]"],
+    options = dict(fault_model="stuck1", sites=["array.pe_*.acc", K_LEN, STATE,
+                                                f"{ACT_BUF}[*]", f"{WGT_BUF}[*]"],
                    faults=16, seed=4, sim="icarus")
     packed = campaign(net, x, labels, tmp_path / "packed.sqlite", **options)
     apart = campaign(net, x, labels, tmp_path / "apart.sqlite", chunk=5, **options)
@@ -156,7 +129,7 @@ def test_campaign_stores_rows_with_the_model_level_keys(tmp_path):
 
 RESUMABLE = textwrap.dedent("""
     import sys
-    from tests.sim.test_rtl_campaign import campaign, tiny_net
+    from tests.sim.network_campaign import campaign, tiny_net
     net, x, labels = tiny_net()
     campaign(net, x, labels, sys.argv[1], fault_model="bitflip", sites="array.pe_*",
              faults=10, seed=7, sim="icarus", chunk=1)
@@ -202,13 +175,13 @@ def test_final_accumulator_upset_equals_the_model_level_accumulator_flip(sim):
     net, x, labels = tiny_net(images=1, zero_bias=True)
     program = compile_network(net, rows=ROWS, cols=COLS)
     golden = GoldenRun(net, program, x.numpy())
-    config = dict(rows=ROWS, cols=COLS, k_depth=program.k_depth, protect="none")
+    config = program.accelerator
     engine = InjectionEngine(net, x, labels)
     rng = np.random.default_rng(1)
     for i, layer in enumerate(program.layers):
         for t, placement in enumerate(golden.placements[i]):
             n = placement.tile.shape[2]
-            final = layer.k + ROWS + COLS + 1  # the first drain cycle: every MAC done
+            final = config.schedule(layer.k).first_drain  # every MAC done
             cells = [(int(c), int(b)) for c, b in zip(rng.integers(0, n, 6),
                                                       rng.integers(0, 32, 6))]
             faults = [RTLFault(f"array.pe_0_{c}.acc", b, "bitflip", final, layer.name, t)

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from neuroharden.golden.numerics import requantize, wrap
-from neuroharden.hw.accelerator import tile_cycles
+from neuroharden.hw.contract import (ACT_BUF, BIAS, K_LEN, STATE, STEP, WGT_BUF, Y,
+                                     AcceleratorConfig, pe_site, tile_cycles)
+from neuroharden.hw.pe import ACC, W_REG
 from neuroharden.sim.accelerator_tb import random_tile
 from neuroharden.sim.rtl_faults import RTLFault, RTLFaultSpace, sample
 from neuroharden.sim.rtl_runner import accelerator_design, load_tile, run_faults, run_groups, save_tile
@@ -23,11 +25,11 @@ from neuroharden.sim.sites import resolve
 from neuroharden.sim.tile import reference
 
 ROWS, COLS, K = 3, 4, 12
-FIRST_DRAIN = K + ROWS + COLS + 1
+SCHEDULE = AcceleratorConfig(rows=ROWS, cols=COLS, k_depth=K).schedule(K)
 # Accumulator upsets at the first drain cycle (after every PE's last MAC).
-ACC_FAULTS = [RTLFault(f"array.pe_{r}_{c}.acc", bit, "bitflip", FIRST_DRAIN)
+ACC_FAULTS = [RTLFault(pe_site(r, c, ACC), bit, "bitflip", SCHEDULE.first_drain)
               for r, c, bit in ((0, 0, 3), (2, 3, 20), (1, 2, 31), (2, 0, 0))]
-STUCK_FAULTS = [RTLFault(f"array.pe_{r}_{c}.w_reg", bit, model)
+STUCK_FAULTS = [RTLFault(pe_site(r, c, W_REG), bit, model)
                 for r, c, bit, model in ((0, 1, 7, "stuck1"), (1, 3, 2, "stuck0"),
                                          (2, 2, 4, "stuck1"))]
 
@@ -38,7 +40,7 @@ def stuck_that_shows(site, values, bit):
 
 
 def config(protect):
-    return dict(rows=ROWS, cols=COLS, k_depth=K, protect=protect)
+    return AcceleratorConfig(rows=ROWS, cols=COLS, k_depth=K, protect=protect)
 
 
 def sim_params(sim):
@@ -130,15 +132,15 @@ def test_fast_driver_equals_naive(plain):
 
 def test_job_of_several_tiles_equals_one_process_per_tile(plain):
     tile, fast, _, sim = plain
-    # A shorter tile after the full-depth one: its faults that stretch K (k_len) read
+    # A shorter tile after the full-depth one: its faults that stretch K (K_LEN) read
     # the buffer words past its K, which the tile before it filled; controller and
     # buffer faults also leave state behind for the next fault and tile to meet.
     short = random_tile(np.random.default_rng(6), 2, 5, 3)
     _, catalogue = accelerator_design(config("none"), sim=sim)
-    stateful = resolve(catalogue, ["k_len", "step", "state", "act_buf[*]", "wgt_buf[*]",
-                                     "bias_*"])
-    faults = [RTLFault("k_len", 3, "stuck1"), RTLFault("k_len", 3, "bitflip", 1),
-              RTLFault("act_buf[7]", 0, "stuck1"), RTLFault("k_len", 2, "stuck1")] + \
+    stateful = resolve(catalogue, [K_LEN, STEP, STATE, f"{ACT_BUF}[*]", f"{WGT_BUF}[*]",
+                                   config("none").registers[BIAS].glob])
+    faults = [RTLFault(K_LEN, 3, "stuck1"), RTLFault(K_LEN, 3, "bitflip", 1),
+              RTLFault(f"{ACT_BUF}[7]", 0, "stuck1"), RTLFault(K_LEN, 2, "stuck1")] + \
         sample(RTLFaultSpace(stateful, "bitflip", cycles=tile_cycles(ROWS, COLS, 5)), 16, 9)
     alone = run_faults(config("none"), short, faults, sim=sim)
     assert not alone.masked.all()
@@ -172,14 +174,15 @@ def test_lcu_masks_single_zero_to_one_flips_in_a_copy(sim):
     tile = replace(tile, shift=np.array([(int(acc[:, c].max()) * int(tile.multiplier[c])
                                           // 40).bit_length() for c in range(COLS)]))
     y = reference(tile)[1]
-    # y_{c} holds output row ROWS-1-i while it is protected, at cycle FIRST_DRAIN+1+i.
-    population = [RTLFault(f"y_{c}", bit, "bitflip", FIRST_DRAIN + 1 + i)
+    # y_{c} holds output row ROWS-1-i while it is protected, at cycle first_drain+1+i.
+    population = [RTLFault(Y.format(c), bit, "bitflip", SCHEDULE.first_drain + 1 + i)
                   for c in (0, COLS - 1) for i in range(ROWS) for bit in range(8)
                   if not y[ROWS - 1 - i, c] >> bit & 1]
     chosen = np.random.default_rng(8).choice(len(population), 16, replace=False)
     faults = [population[index] for index in chosen]
     # The same flips in the unprotected column 1 show.
-    control = [RTLFault("y_1", fault.bit, "bitflip", fault.cycle) for fault in faults[:4]]
+    control = [RTLFault(Y.format(1), fault.bit, "bitflip", fault.cycle)
+               for fault in faults[:4]]
     results = run_faults(config("lcu"), tile, faults + control, sim=sim, accumulators=False)
     assert results.masked[:len(faults)].all()
     assert not results.masked[len(faults):].any()
@@ -190,12 +193,12 @@ def test_tmr_masks_faults_confined_to_one_copy(sim):
     tile = random_tile(np.random.default_rng(9), ROWS, K, COLS, tmr_triples=[[0, 3, 1]],
                        identical_copies=True)
     _, catalogue = accelerator_design(config("tmr"), sim=sim)
-    copy = resolve(catalogue, ["array.pe_*_3.w_reg", "array.pe_*_3.acc", "y_3"])
+    copy = resolve(catalogue, [pe_site("*", 3, W_REG), pe_site("*", 3, ACC), Y.format(3)])
     flips = sample(RTLFaultSpace(copy, "bitflip", cycles=tile_cycles(ROWS, COLS, K)), 20, 4)
     stuck = sample(RTLFaultSpace(copy, "stuck-at"), 8, 5)
     acc, y = reference(tile)
-    unprotected = [stuck_that_shows("y_2", y[:, 2] & 0xFF, 7),
-                   stuck_that_shows("array.pe_0_2.acc", acc[:1, 2] & 0xFFFFFFFF, 30)]
+    unprotected = [stuck_that_shows(Y.format(2), y[:, 2] & 0xFF, 7),
+                   stuck_that_shows(pe_site(0, 2, ACC), acc[:1, 2] & 0xFFFFFFFF, 30)]
     results = run_faults(config("tmr"), tile, flips + stuck + unprotected, sim=sim,
                          accumulators=False)
     assert results.masked[:-2].all()

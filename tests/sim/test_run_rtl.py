@@ -7,12 +7,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.harden import harden
 from neuroharden.golden.hardened import save_hardened
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
-from neuroharden.sim.run_rtl import run_program
+from neuroharden.sim.run_rtl import run_checkpoint, run_program
 from tests.golden.fi_nets import random_net
 
 PROTECT = [("conv1", 0), ("conv2", 1), ("conv2", 2), ("fc1", 3)]
@@ -82,3 +82,13 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"sim": "modelsim"}, "unknown simulator 'modelsim'"),
+    ({"images": 0}, "images must be a positive integer, not 0"),
+    ({"images": 2.5}, "images must be a positive integer"),
+])
+def test_run_checkpoint_refuses_bad_parameters_before_reading(options, match):
+    with pytest.raises(ValueError, match=match):
+        run_checkpoint("nope.pt", **options)

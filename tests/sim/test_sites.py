@@ -11,25 +11,33 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from click.testing import CliRunner
 
+from neuroharden.hw.contract import (ACT_BUF, ARRAY, BIAS, DONE, GROUP, K_LEN, MULTIPLIER,
+                                     OUT_BUF, OUT_ROW, RELU, SHIFT, STATE, STEP, WGT_BUF,
+                                     WORD_VOTE, Y)
+from neuroharden.hw.pe import A_REG, ACC, W_REG
+from neuroharden.hw.systolic_array import A_SKEW, PE_NAME, W_SKEW
 from neuroharden.hw.verilog import KINDS, generate
-from neuroharden.sim.runner import CONTROL_FILE, SIMULATORS, build, run
-from neuroharden.sim.sites import Catalogue, UnknownSiteError, catalogue, design_catalogue, resolve, sites
+from neuroharden.sim.runner import SIMULATORS, build, control_file_text, run
+from neuroharden.sim.cli import sites
+from neuroharden.sim.sites import Catalogue, UnknownSiteError, catalogue, design_catalogue, resolve
 
 
 def array_registers(rows, cols, width, acc_width):
-    """path -> (width, kind) of a plain array, written out from its documented structure."""
+    """path -> (width, kind) of a plain array, written out from its documented structure
+    (the names from their declarations in hw)."""
     expected = {}
     for r in range(rows):
         for c in range(cols):
-            expected[f"pe_{r}_{c}.a_reg"] = (width, "pe.a_reg")
-            expected[f"pe_{r}_{c}.w_reg"] = (width, "pe.w_reg")
-            expected[f"pe_{r}_{c}.acc"] = (acc_width, "pe.acc")
+            pe = PE_NAME.format(r, c)
+            expected[f"{pe}.{A_REG}"] = (width, "pe.a_reg")
+            expected[f"{pe}.{W_REG}"] = (width, "pe.w_reg")
+            expected[f"{pe}.{ACC}"] = (acc_width, "pe.acc")
     for r in range(rows):
         for i in range(r):
-            expected[f"a_skew_{r}_{i}"] = (width, "skew")
+            expected[A_SKEW.format(r, i)] = (width, "skew")
     for c in range(cols):
         for i in range(c):
-            expected[f"w_skew_{c}_{i}"] = (width, "skew")
+            expected[W_SKEW.format(c, i)] = (width, "skew")
     return expected
 
 
@@ -58,7 +66,7 @@ def test_tmr_array_triples_the_array():
 
 def test_pe_and_combinational_blocks():
     assert as_dict(design_catalogue("pe", acc_width=24)) == {
-        "a_reg": (8, "pe.a_reg"), "w_reg": (8, "pe.w_reg"), "acc": (24, "pe.acc")}
+        A_REG: (8, "pe.a_reg"), W_REG: (8, "pe.w_reg"), ACC: (24, "pe.acc")}
     assert len(design_catalogue("tmr-pe")) == 9
     for kind in ("requant", "lcu", "voter"):
         assert len(design_catalogue(kind)) == 0
@@ -66,26 +74,26 @@ def test_pe_and_combinational_blocks():
 
 def accelerator_registers(rows, cols, protect, k_depth):
     """path -> (width, kind) of the accelerator, written out from its documented interface."""
-    expected = {f"array.{path}": entry
+    expected = {f"{ARRAY}.{path}": entry
                 for path, entry in array_registers(rows, cols, 8, 32).items()}
     for c in range(cols):
-        expected |= {f"bias_{c}": (32, "requant"), f"multiplier_{c}": (16, "requant"),
-                     f"shift_{c}": (6, "requant"), f"relu_{c}": (1, "requant"),
-                     f"y_{c}": (8, "requant")}
+        expected |= {BIAS.format(c): (32, "requant"), MULTIPLIER.format(c): (16, "requant"),
+                     SHIFT.format(c): (6, "requant"), RELU.format(c): (1, "requant"),
+                     Y.format(c): (8, "requant")}
     # enable + the other copies' column indices (2 bits each for 3 columns).
     group_bits = {"none": 0, "lcu": 1 + 2, "tmr": 1 + 2 + 2}[protect]
     if group_bits:
-        expected |= {f"group_{c}": (group_bits, "protect") for c in range(cols)}
+        expected |= {GROUP.format(c): (group_bits, "protect") for c in range(cols)}
     if protect == "tmr":
-        expected["word_vote"] = (1, "protect")
+        expected[WORD_VOTE] = (1, "protect")
     # Signal(range(n)) is (n - 1).bit_length() bits wide; six controller states.
-    expected |= {"state": (3, "control"), "done_reg": (1, "control"),
-                 "step": ((max(k_depth, rows + cols) - 1).bit_length(), "control"),
-                 "out_row": ((rows - 1).bit_length(), "control"),
-                 "k_len": (k_depth.bit_length(), "control")}
-    expected |= {f"act_buf[{k}]": (8 * rows, "buffer") for k in range(k_depth)}
-    expected |= {f"wgt_buf[{k}]": (8 * cols, "buffer") for k in range(k_depth)}
-    expected |= {f"out_buf[{r}]": (8 * cols, "buffer") for r in range(rows)}
+    expected |= {STATE: (3, "control"), DONE: (1, "control"),
+                 STEP: ((max(k_depth, rows + cols) - 1).bit_length(), "control"),
+                 OUT_ROW: ((rows - 1).bit_length(), "control"),
+                 K_LEN: (k_depth.bit_length(), "control")}
+    expected |= {f"{ACT_BUF}[{k}]": (8 * rows, "buffer") for k in range(k_depth)}
+    expected |= {f"{WGT_BUF}[{k}]": (8 * cols, "buffer") for k in range(k_depth)}
+    expected |= {f"{OUT_BUF}[{r}]": (8 * cols, "buffer") for r in range(rows)}
     return expected
 
 
@@ -196,7 +204,7 @@ def test_catalogue_refuses_duplicate_paths(array_sites):
 
 
 def forceable_patterns():
-    return re.findall(r'^forceable .*-var "([^"]+)"', CONTROL_FILE.read_text(), re.M)
+    return re.findall(r'^forceable .*-var "([^"]+)"', control_file_text(), re.M)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -10,6 +10,7 @@ minute each, and the whole inferences tens of seconds on either simulator, so on
 import numpy as np
 import pytest
 
+from neuroharden.hw.contract import AcceleratorConfig
 from neuroharden.sim.accelerator_tb import random_tile
 from neuroharden.sim.compiler import compile_network, infer
 from neuroharden.sim.rtl_faults import RTLFault, paper003_space
@@ -85,7 +86,7 @@ def test_network_model_equals_the_tile_model_tile_by_tile(rows, cols):
     pytest.param("verilator", 8, marks=pytest.mark.slow),
     pytest.param("verilator", 16, marks=pytest.mark.slow)])
 def test_tile_model_equals_rtl_for_every_weight_bit(sim, width):
-    config = dict(rows=ROWS, cols=COLS, k_depth=K, width=width)
+    config = AcceleratorConfig(rows=ROWS, cols=COLS, k_depth=K, width=width)
     _, catalogue = accelerator_design(config, sim=sim)
     space = paper003_space(catalogue)
     faults = [space.fault(k) for k in range(len(space))]

@@ -1,62 +1,111 @@
-"""The tile contract between the network compiler and the accelerator."""
+"""The tile contract between the network compiler and the accelerator.
+
+:func:`reference` calls golden.numerics, so it is checked here against worked literal
+tiles and against a plain-Python model of the contract written without golden.numerics
+(exact rationals, modular wrap-around), never against the functions it calls itself.
+"""
+
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from neuroharden.golden.numerics import HALF_MAX, lcu, requantize, vote_word, wrap
 from neuroharden.sim.tile import Tile, reference
 
 
-def _tile(rng, m=3, k=5, n=6, **protection):
-    return Tile(activations=rng.integers(-128, 128, (m, k)),
-                weights=rng.integers(-128, 128, (k, n)),
-                bias=rng.integers(-5000, 5000, n), multiplier=rng.integers(1, 1 << 16, n),
-                shift=rng.integers(10, 20, n), relu=rng.integers(0, 2, n).astype(bool),
+def _passthrough(values, relu=False, **protection):
+    """A tile whose outputs before protection are ``values`` (int8 ``[m, n]``).
+
+    A is the identity, B is ``values``, bias 0, multiplier 1, shift 0: every biased
+    accumulator is a value, and requantization only applies ReLU and the ceiling.
+    """
+    values = np.asarray(values)
+    m, n = values.shape
+    return Tile(activations=np.eye(m, dtype=np.int64), weights=values, bias=np.zeros(n),
+                multiplier=np.ones(n), shift=np.zeros(n), relu=np.full(n, relu),
                 **protection)
 
 
-def test_reference_matches_the_numeric_contract_element_by_element():
-    rng = np.random.default_rng(0)
-    tile = _tile(rng)
+def _plain_contract(tile, acc_width=32):
+    """The unprotected tile arithmetic in plain Python, independent of golden.numerics."""
+    m, k, n = tile.shape
+    half = 1 << (acc_width - 1)
+    acc = np.zeros((m, n), dtype=np.int64)
+    y = np.zeros((m, n), dtype=np.int64)
+    for r in range(m):
+        for c in range(n):
+            total = sum(int(tile.activations[r, i]) * int(tile.weights[i, c])
+                        for i in range(k)) + int(tile.bias[c])
+            acc[r, c] = (total + half) % (2 * half) - half
+            # Round half up: floor(exact + 1/2), the exact value acc * M / 2**s.
+            exact = Fraction(int(acc[r, c]) * int(tile.multiplier[c]), 2 ** int(tile.shift[c]))
+            rounded = math.floor(exact + Fraction(1, 2))
+            y[r, c] = min(max(rounded, 0 if tile.relu[c] else -128), 127)
+    return acc, y
+
+
+def test_reference_of_a_worked_tile():
+    tile = Tile(activations=[[1, 2], [3, -4]], weights=[[5, 6, 100], [7, 8, 100]],
+                bias=[1, -2, 0], multiplier=[1, 3, 1], shift=[3, 0, 0],
+                relu=[False, True, False])
     acc, y = reference(tile)
-    for r in range(3):
-        for c in range(6):
-            exact = sum(int(tile.activations[r, k]) * int(tile.weights[k, c])
-                        for k in range(5))
-            assert acc[r, c] == wrap(exact + int(tile.bias[c]))
-            assert y[r, c] == requantize(int(acc[r, c]), int(tile.multiplier[c]),
-                                         int(tile.shift[c]), bool(tile.relu[c]))
+    # A @ B = [[19, 22, 300], [-13, -14, -100]], plus the bias.
+    assert acc.tolist() == [[20, 20, 300], [-12, -16, -100]]
+    # Column 0: 20 / 8 = 2.5 -> 3, -12 / 8 = -1.5 -> -1 (half up); column 1: 3 x acc with
+    # ReLU; column 2: 300 saturates at 127.
+    assert y.tolist() == [[3, 60, 127], [-1, 0, -100]]
+
+
+def test_reference_matches_an_independent_model_of_the_contract():
+    rng = np.random.default_rng(0)
+    m, k, n = 5, 7, 9
+    tile = Tile(activations=rng.integers(-128, 128, (m, k)),
+                weights=rng.integers(-128, 128, (k, n)),
+                bias=rng.integers(-5000, 5000, n), multiplier=rng.integers(1, 1 << 16, n),
+                shift=np.array([0, 1, 2, 20, 22, 23, 24, 26, 62]),
+                relu=rng.integers(0, 2, n).astype(bool))
+    acc, y = reference(tile)
+    expected_acc, expected_y = _plain_contract(tile)
+    assert np.array_equal(acc, expected_acc) and np.array_equal(y, expected_y)
+    assert len(np.unique(y)) > 5   # the sample spans more than the saturation values
 
 
 def test_accumulator_wraps_at_the_array_width():
-    tile = Tile(activations=np.full((1, 300), -128), weights=np.full((300, 1), -128),
+    tile = Tile(activations=np.full((1, 3), -128), weights=np.full((3, 1), -128),
                 bias=[0], multiplier=[1], shift=[0], relu=[False])
-    acc, _ = reference(tile, acc_width=16)
-    assert acc[0, 0] == wrap(300 * 128 * 128, 16)
+    assert reference(tile, acc_width=16)[0].tolist() == [[-16384]]  # 49,152 = 0xC000
+    assert reference(tile)[0].tolist() == [[49152]]
+    edge = Tile(activations=[[1]], weights=[[1]], bias=[2**31 - 1], multiplier=[1],
+                shift=[0], relu=[False])
+    assert reference(edge)[0].tolist() == [[-2**31]]
 
 
 def test_lcu_copies_saturate_at_half_max_and_are_merged():
-    rng = np.random.default_rng(1)
-    tile = _tile(rng, lcu_pairs=[[0, 3]])
-    tile = Tile(activations=tile.activations, weights=tile.weights, bias=tile.bias,
-                multiplier=tile.multiplier, shift=tile.shift, relu=np.ones(6, bool),
-                lcu_pairs=[[0, 3]])
-    acc, y = reference(tile)
-    for c in (0, 3):
-        assert tile.high[c] == HALF_MAX
-    half = [requantize(acc[:, c], tile.multiplier[c], tile.shift[c], True, HALF_MAX)
-            for c in (0, 3)]
-    assert np.array_equal(y[:, 0], lcu(*half))
-    assert np.array_equal(y[:, 3], y[:, 0])
+    tile = _passthrough([[45, 100, -5, 54],
+                         [100, 7, 100, 100],
+                         [-20, 0, 1, 5]], relu=True, lcu_pairs=[[0, 3]])
+    assert tile.high.tolist() == [63, 127, 127, 63]
+    _, y = reference(tile)
+    # Pair (0, 3): 45 & 54 = 36; 100 saturates at 63 in both copies; ReLU(-20) & 5 = 0.
+    # Columns 1 and 2 are not protected and saturate at 127.
+    assert y.tolist() == [[36, 100, 0, 36],
+                          [63, 7, 100, 63],
+                          [0, 0, 1, 0]]
 
 
-def test_word_vote_writes_the_majority_to_all_three_columns():
-    rng = np.random.default_rng(2)
-    _, y = reference(_tile(rng, tmr_triples=[[1, 2, 5]], vote_mode="word"))
-    _, plain = reference(_tile(np.random.default_rng(2)))
-    expected = vote_word(plain[:, 1], plain[:, 2], plain[:, 5])
-    for c in (1, 2, 5):
-        assert np.array_equal(y[:, c], expected)
+@pytest.mark.parametrize("mode, agreed", [("bitwise", 3), ("word", 0)])
+def test_vote_writes_the_majority_to_all_three_columns(mode, agreed):
+    # Triple (1, 2, 5) holds (7, 7, 9), (1, 2, 3) and (-128, 5, -128).
+    tile = _passthrough([[11, 7, 7, 12, 13, 9],
+                         [-1, 1, 2, -2, -3, 3],
+                         [0, -128, 5, 4, 4, -128]],
+                        tmr_triples=[[1, 2, 5]], vote_mode=mode)
+    _, y = reference(tile)
+    # (1, 2, 3): bitwise majority 0b11 = 3; word mode finds no two equal copies -> 0.
+    assert y.tolist() == [[11, 7, 7, 12, 13, 7],
+                          [-1, agreed, agreed, -2, -3, agreed],
+                          [0, -128, -128, 4, 4, -128]]
 
 
 @pytest.mark.parametrize("change, message", [

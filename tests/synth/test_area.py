@@ -12,7 +12,6 @@ from neuroharden.synth.area import (_fit_check, add_overheads, format_table, mea
 from neuroharden.synth.cache import Cache
 from neuroharden.synth.designs import expand
 from neuroharden.synth.targets import TARGETS
-from tests.synth.test_cli import _KEYS
 
 
 def _row(design, target="generic", **values):
@@ -96,7 +95,7 @@ def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_pat
 
 
 @pytest.mark.slow(seconds=90)
-def test_accelerator_rows_and_their_overheads(session_cache):
+def test_accelerator_rows_and_their_overheads(session_cache, area_json_keys):
     # 16-bit accumulators synthesize 5x faster than the contract's 32 (the requantizers'
     # multipliers dominate); this one test also checks the JSON of `neuroharden area` on
     # them, which reads the same results from the cache.
@@ -126,7 +125,7 @@ def test_accelerator_rows_and_their_overheads(session_cache):
     printed = json.loads(result.output)
     assert [row["design"] for row in printed] == ["accel", "accel-lcu", "accel-tmr"]
     for row in printed:
-        for key in (*_KEYS, "k_depth", "acc_width", "brams"):
+        for key in (*area_json_keys, "k_depth", "acc_width", "brams"):
             assert key in row
         assert row["k_depth"] == 4 and row["cells"] == by[row["design"]]["cells"]
     assert printed[0]["overhead_pct"] is None

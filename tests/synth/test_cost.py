@@ -6,9 +6,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from neuroharden.hw.accelerator import tile_cycles
-from neuroharden.synth.cost import (METRICS, _chunks, array_cycles, correction_area, cost,
-                        format_report, protection_cost)
+from neuroharden.hw.contract import tile_cycles
+from neuroharden.synth.cli import cost
+from neuroharden.synth.cost import (METRICS, array_cycles, correction_area, format_report,
+                                    protection_cost)
 from tests.golden.fi_nets import random_net
 
 
@@ -28,12 +29,13 @@ def test_array_cycles_count_tiles_per_batch():
 
 
 def test_copies_of_a_neuron_are_never_split_across_tiles():
-    assert _chunks([1] * 8, 4) == 2
-    assert _chunks([3, 3, 3], 4) == 3      # a triple never straddles two chunks
-    assert _chunks([2, 2, 2, 2], 4) == 2
-    assert _chunks([1, 3, 1], 4) == 2
-    with pytest.raises(ValueError, match="does not fit 2 array columns"):
-        _chunks([3], 2)
+    # Four TMR triples on 4 columns: one triple per tile, not 12 / 4 = 3 tiles.
+    protection = SimpleNamespace(lcu=torch.zeros(0, 2, dtype=torch.int64),
+                                 tmr=torch.arange(12).reshape(4, 3))
+    net = SimpleNamespace(layers=[_linear(12, 10)], protection=[protection])
+    assert array_cycles(net, rows=4, cols=4, batch=4) == 4 * tile_cycles(4, 4, 10) / 4
+    with pytest.raises(ValueError, match="fewer than the 3 copies"):
+        array_cycles(net, rows=4, cols=2)
 
 
 def _ranking(net):

@@ -14,7 +14,7 @@ injected at two levels:
   one neuron's int32 accumulator, or one int8 weight (which the model applies to every
   output that uses it, in every image).
 
-Outcomes use both papers' classes (:func:`golden.injection.classify`): paper 003's
+Outcomes use both papers' classes (:func:`golden.outcomes.classify`): paper 003's
 masked / tolerable / critical and paper 004's critical fault (one image's class
 changes). Each rate comes with its 95 % Wilson interval, so classes whose intervals do
 not overlap differ beyond sampling noise. The two levels do not hit the same number of

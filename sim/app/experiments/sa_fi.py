@@ -7,7 +7,7 @@ the PE operand width, ``M`` the PEs) and the sample is Leveugle-sized at 99 %
 confidence and 1 % margin with ``p = 0.5``. Each (image, fault) pair is classified
 against the fault-free output: masked (identical outputs), tolerable (same top-1 and a
 top-1 probability not below 0.95 of the fault-free one) or critical
-(:func:`golden.injection.classify`).
+(:func:`golden.outcomes.classify`).
 
 Here the faults are the bits of the ``pe_{r}_{c}.w_reg`` registers of the generated
 accelerator (:func:`sim.rtl_faults.paper003_space`), held for every tile of every layer
@@ -30,21 +30,22 @@ Differences from the paper, stated in the outputs:
 * the paper's unit of classification is the (image, fault) pair; the table gives that
   and, per fault, the worst class over the images (the project's campaign convention).
 
-The per-fault rows go to ``results.sqlite`` (:class:`golden.campaign.ResultsDB`, one
-campaign per array) as they are computed, so an interrupted run resumes where it
+Each array is one campaign of golden's runner (:func:`golden.campaign.run`, level
+``sa-fi``, evaluated by :class:`StuckAtEvaluator`): the per-fault rows go to
+``results.sqlite`` as they are computed, so an interrupted run resumes where it
 stopped; ``sa_fi.csv``, ``sa_fi_faults.csv``, ``sa_fi.md``, ``sa_fi.png`` and
 ``summary.json`` are written atomically at the end.
 """
 
-import hashlib
 import json
 import time
 
 import click
 
+from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.experiments import common
 
-__all__ = ["PAPER", "WIDTHS", "command"]
+__all__ = ["PAPER", "WIDTHS", "StuckAtEvaluator", "command"]
 
 #: Paper 003 Table I, the two precise configurations: (accuracy, injected faults as a
 #: portion of the fault space, masked, tolerable, critical), in %.
@@ -58,15 +59,10 @@ _CLASSES = ("masked", "tolerable", "critical")
 _CHUNK = 16  # faults per committed batch
 
 
-def _campaign_id(definition):
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _faults(program, width, confidence, margin, cap, seed):
-    """The sampled faults of one array, their population indices, the population and
-    Leveugle's size."""
-    from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
+def _campaign(program, width, *, confidence, margin, cap, seed, images, model_sha256):
+    """One array's fault space, campaign definition and Leveugle's size of the space."""
+    from neuroharden.golden.campaign import CampaignDefinition
+    from neuroharden.golden.sampling import leveugle_sample_size
     from neuroharden.sim.rtl_faults import paper003_space
     from neuroharden.sim.sites import design_catalogue
 
@@ -74,9 +70,48 @@ def _faults(program, width, confidence, margin, cap, seed):
                                  width=width, k_depth=program.k_depth)
     space = paper003_space(catalogue)
     leveugle = leveugle_sample_size(len(space), confidence, margin, 0.5)
-    indices = sample_indices(len(space), leveugle if cap is None else min(cap, leveugle),
-                             seed)
-    return [space.fault(int(k)) for k in indices], indices, len(space), leveugle
+    definition = CampaignDefinition(
+        level="sa-fi", faults=leveugle if cap is None else min(cap, leveugle), seed=seed,
+        images=images, population=len(space),
+        fields={"model_sha256": model_sha256, "width": width, "rows": program.rows,
+                "cols": program.cols, "fault_model": "stuck-at", "sites": "pe.w_reg"})
+    return space, definition, leveugle
+
+
+class StuckAtEvaluator(Evaluator):
+    """Stuck-at faults of the PE weight registers, held for whole inferences on the exact
+    numpy model of the array (:class:`sim.stuck_weights.StuckWeightNetwork`).
+
+    Parameters
+    ----------
+    model : sim.stuck_weights.StuckWeightNetwork
+    space : sim.rtl_faults.RTLFaultSpace
+        Paper 003's stuck-at space of the same array.
+    labels : torch.Tensor
+        Labels of the model's images.
+    out_scale : float
+        Real value of one logit LSB.
+    """
+
+    def __init__(self, model, space, labels, out_scale):
+        self.model, self.space, self.labels, self.out_scale = model, space, labels, out_scale
+
+    def fault_free_correct(self):
+        import torch
+
+        return int((torch.from_numpy(self.model.logits).argmax(1) == self.labels).sum())
+
+    def evaluate(self, batch):
+        import numpy as np
+        import torch
+
+        from neuroharden.golden.outcomes import classify
+
+        faults = [self.space.fault(p) for p in batch]
+        logits = np.stack([self.model.run(f.site, f.bit, f.model) for f in faults])
+        outcomes = classify(torch.from_numpy(logits), torch.from_numpy(self.model.logits),
+                            self.labels, self.out_scale)
+        return [(p, f.to_json(), outcome) for p, f, outcome in zip(batch, faults, outcomes)]
 
 
 def _rtl_check(ctx, program, x, width, faults, sim):
@@ -101,34 +136,6 @@ def _rtl_check(ctx, program, x, width, faults, sim):
                                    f"differs from the RTL for {len(wrong)} of {len(faults)} "
                                    f"faults (first {wrong[0]})")
     return result
-
-
-def _campaign(ctx, db, definition, model, faults, indices, labels, scale):
-    """Evaluate the faults not yet stored; returns the stored rows, in sample order."""
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from neuroharden.golden.injection import classify
-
-    cid = _campaign_id(definition)
-    correct = int((torch.from_numpy(model.logits).argmax(1) == labels).sum())
-    db.register(cid, definition, len(faults), len(labels), correct)
-    done = db.done(cid)
-    todo = [k for k in range(len(faults)) if k not in done]
-    reference = torch.from_numpy(model.logits)
-    with tqdm(total=len(faults), initial=len(faults) - len(todo), unit="fault",
-              desc=f"{definition['width']}-bit array", disable=ctx.as_json or None) as bar:
-        for start in range(0, len(todo), _CHUNK):
-            began = time.perf_counter()
-            ks = todo[start:start + _CHUNK]
-            logits = np.stack([model.run(faults[k].site, faults[k].bit, faults[k].model)
-                               for k in ks])
-            rows = classify(torch.from_numpy(logits), reference, labels, scale)
-            db.add(cid, [(k, int(indices[k]), faults[k].to_json(), row)
-                         for k, row in zip(ks, rows)], seconds=time.perf_counter() - began)
-            bar.update(len(ks))
-    return db.results(cid), correct, len(todo)
 
 
 def _rates(rows, images):
@@ -207,8 +214,8 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
     with --rtl-check) and classifies every (image, fault) pair as masked, tolerable or
     critical beside paper 003's Table I.
     """
-    from neuroharden.golden.campaign import ResultsDB, file_sha256
-    from neuroharden.golden.quantize import quantize_checkpoint
+    from neuroharden.golden.campaign import ResultsDB, file_sha256, run
+    from neuroharden.golden.checkpoint import quantize_checkpoint
     from neuroharden.sim.compiler import compile_network
     from neuroharden.sim.stuck_weights import StuckWeightNetwork
 
@@ -227,46 +234,42 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
         if program.protect != "none":
             raise ValueError(f"{path}: a hardened network; the experiment runs the plain one")
         sha = file_sha256(path)
-        samples = {w: _faults(program, w, confidence, margin, cap, seed) for w in WIDTHS}
+        campaigns = {w: _campaign(program, w, confidence=confidence, margin=margin, cap=cap,
+                                  seed=seed, images=images, model_sha256=sha)
+                     for w in WIDTHS}
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     checks = {}
     if rtl_check:
         for width in WIDTHS:
-            checks[width] = _rtl_check(ctx, program, x[:rtl_images], width,
-                                       samples[width][0][:rtl_check], sim)
+            space, definition, _ = campaigns[width]
+            faults = [space.fault(p) for p in definition.sample()[:rtl_check]]
+            checks[width] = _rtl_check(ctx, program, x[:rtl_images], width, faults, sim)
     results, summary_arrays, fault_rows = {}, {}, []
-    scale = net.layers[-1].out_scale
-    db = ResultsDB(ctx.db)
-    try:
-        for width in WIDTHS:
-            faults, indices, population, leveugle = samples[width]
-            definition = {"tool": "neuroharden", "level": "sa-fi", "model_sha256": sha,
-                          "width": width, "rows": rows, "cols": cols,
-                          "fault_model": "stuck-at", "sites": "pe.w_reg",
-                          "faults": len(faults), "seed": seed, "images": images,
-                          "population": population}
-            started = time.perf_counter()
-            model = StuckWeightNetwork(program, x, width=width)
-            rows_db, correct, evaluated = _campaign(ctx, db, definition, model, faults,
-                                                    indices, labels, scale)
-            seconds = time.perf_counter() - started
-            rates = _rates(rows_db, images)
-            results[width] = rates
-            summary_arrays[str(width)] = {
-                "population": population, "leveugle": leveugle, "faults": len(faults),
-                "capped": len(faults) < leveugle,
-                "injected_pct": 100 * len(faults) / population,
-                "fault_free_accuracy": correct / images, "evaluated_now": evaluated,
-                "seconds": round(seconds, 1), **rates,
-                "rtl_check": checks.get(width), "paper": PAPER[width]}
-            fault_rows += [[width, json.loads(r["fault"])["site"],
-                            json.loads(r["fault"])["bit"], json.loads(r["fault"])["model"],
-                            r["outcome"], r["masked_images"], r["tolerable_images"],
-                            r["critical_images"], r["changed"], r["correct"]]
-                           for r in rows_db]
-    finally:
-        db.close()
+    for width in WIDTHS:
+        space, definition, leveugle = campaigns[width]
+        started = time.perf_counter()
+        evaluator = StuckAtEvaluator(StuckWeightNetwork(program, x, width=width), space,
+                                     labels, net.layers[-1].out_scale)
+        summary = run(definition, evaluator, db_path=ctx.db, chunk=_CHUNK,
+                      progress=False if ctx.as_json else None, label=f"{width}-bit array")
+        seconds = time.perf_counter() - started
+        with ResultsDB(ctx.db) as db:
+            rows_db = db.results(summary["campaign"])
+        rates = _rates(rows_db, images)
+        results[width] = rates
+        n = definition.faults
+        summary_arrays[str(width)] = {
+            "population": definition.population, "leveugle": leveugle, "faults": n,
+            "capped": n < leveugle, "injected_pct": 100 * n / definition.population,
+            "fault_free_accuracy": summary["fault_free_accuracy"],
+            "evaluated_now": summary["evaluated_now"], "seconds": round(seconds, 1),
+            **rates, "rtl_check": checks.get(width), "paper": PAPER[width]}
+        fault_rows += [[width, json.loads(r["fault"])["site"],
+                        json.loads(r["fault"])["bit"], json.loads(r["fault"])["model"],
+                        r["outcome"], r["masked_images"], r["tolerable_images"],
+                        r["critical_images"], r["changed"], r["correct"]]
+                       for r in rows_db]
     _write(ctx, program, images, confidence, margin, summary_arrays, fault_rows)
     _plot(ctx, results, rows, cols)
     lines = [f"{w}-bit array: {s['faults']} of {s['population']} faults; (image, fault) "

@@ -4,6 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from neuroharden.golden.experiments import common, fig4
 from neuroharden.sim.app.cli import main
 
 
@@ -37,3 +38,17 @@ def test_fig4_small_on_lenet5(cache, tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert list(csv.DictReader(open(out / "fig4.csv"))) == rows
+
+
+@pytest.mark.parametrize("models, images, thresholds, match", [
+    (["resnet"], {"resnet": 2}, [1.0], "unknown network 'resnet'"),
+    (["lenet5"], {}, [1.0], "images of lenet5 must be a positive integer"),
+    (["lenet5"], {"lenet5": 2}, [120.0], r"thresholds must be at least one number in \[0, 100\]"),
+    (["lenet5"], {"lenet5": 2}, [], "thresholds"),
+])
+def test_run_refuses_bad_parameters_before_training(tmp_path, models, images, thresholds,
+                                                    match):
+    ctx = common.prepare("fig4", str(tmp_path / "out"), str(tmp_path / "cache"), 0, True)
+    with pytest.raises(ValueError, match=match):
+        fig4.run(ctx, models, images=images, thresholds=thresholds)
+    assert list((tmp_path / "cache").iterdir()) == []

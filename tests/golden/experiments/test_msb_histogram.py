@@ -7,13 +7,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.experiments.msb_histogram import (_flip_positions, ber_failure_rates, command,
                                               histogram, msb_failure_rates)
 from neuroharden.golden.faults import Fault
 from neuroharden.golden.injection import naive_logits
 from neuroharden.golden.models import save_checkpoint
 from neuroharden.golden.numerics import wrap
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.golden.train import train
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.evaluation import int8_predictions
 from neuroharden.golden.harden import cost, harden
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.golden.experiments.tmr_pneu import faulty_accuracy, first_copies, sites_for
 from neuroharden.sim.app.cli import main
 

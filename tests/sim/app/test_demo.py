@@ -1,4 +1,5 @@
-"""The demo's stage runner (sim/demo.py) and its report content (sim/demo_report.py)."""
+"""The demo's stage runner (sim/app/demo.py) and its report content
+(sim/app/demo_report.py)."""
 
 import json
 import shutil
@@ -7,9 +8,9 @@ import pytest
 
 from neuroharden.sim.app import demo
 from neuroharden.sim.app.demo import STAGES, Stage, run_stages
-from neuroharden.sim.app.demo_report import build_report, headline
+from neuroharden.sim.app.demo_report import HEADLINE_FILE, build_report, headline
 from neuroharden.sim.app.report import NOT_AVAILABLE
-from tests.sim.app.test_report import check_in_chromium
+from tests.sim.app.chromium import check_in_chromium
 
 
 def _stages(calls, fail=False):
@@ -92,10 +93,15 @@ def test_report_of_a_demo_with_nothing_completed(tmp_path):
     records = {s.name: {"title": s.title, "status": NOT_AVAILABLE, "reason": "later",
                         "result": None, "seconds": 0.0, "writes": []} for s in STAGES}
     paths = build_report(tmp_path, records, demo.DEFAULTS, 1.0)
-    assert {p.name for p in paths} == {"README.md", "index.html"}
+    assert {p.name for p in paths} == {"README.md", "index.html", HEADLINE_FILE}
     md = (tmp_path / "README.md").read_text()
     assert md.count(f"**{NOT_AVAILABLE}: later**") >= 10
     assert "Not available or not completed: train" in md
+    # The headline table keeps its shape, with "-" for every figure.
+    table = (tmp_path / HEADLINE_FILE).read_text().split("\n\n")[0].splitlines()
+    assert len(table) == 2 + 9
+    assert all(line.endswith("| - | - | - |") for line in table[2:]), table
+    assert "- Not available or not completed: train, " in (tmp_path / HEADLINE_FILE).read_text()
 
 
 def _summary(faults, masked, tolerable, critical_003, critical, **extra):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from neuroharden.golden.checkpoint import quantize_checkpoint
+from neuroharden.golden.outcomes import classify
 from neuroharden.sim.app.experiments.sa_fi import PAPER
-from neuroharden.golden.injection import classify
-from neuroharden.golden.quantize import quantize_checkpoint
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
 from neuroharden.sim.stuck_weights import StuckWeightNetwork
