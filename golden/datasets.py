@@ -36,6 +36,12 @@ __all__ = ["DATASETS", "Dataset", "load_dataset", "fit_shape"]
 #: Names accepted by :func:`load_dataset`.
 DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
 
+#: Image shapes ``(C, H, W)`` a network may take from each dataset without a change of
+#: channels or a resize (checked for imported networks): the native size, and for the
+#: 8x8 digits also the 28x28 the built-in networks upsample them to.
+NATIVE_SHAPES = {"digits": ((1, 8, 8), (1, 28, 28)), "mnist": ((1, 28, 28),),
+                 "mnist5k": ((1, 28, 28),), "cifar10": ((3, 32, 32),)}
+
 #: Seed of the digits train/test split (part of the dataset's definition).
 DIGITS_SPLIT_SEED = 0
 #: Fraction of the digits images held out for testing.
