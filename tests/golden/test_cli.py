@@ -56,3 +56,52 @@ def test_mnist_files_train_and_evaluate_from_another_directory(tmp_path, monkeyp
     monkeypatch.chdir(data)
     report = json.loads(run("eval", "--model", tmp_path / "m.pt", "--json").output)
     assert report["dataset"] == "mnist" and report["images"] == 20
+
+
+def _root_with_import(monkeypatch):
+    # The command registry lives in the application layer; register `import` for the test.
+    from neuroharden.sim.app import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "import", "neuroharden.golden.cli:import_onnx")
+    return cli.main
+
+
+def test_import_onnx_writes_qnet_and_json(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from neuroharden.golden.export import import_intnet
+    from neuroharden.golden.onnx_import import import_onnx
+    from tests.golden.onnx_nets import images, quantized_model
+
+    path, _ = quantized_model("cnn", tmp_path)
+    out = tmp_path / "qnet.npz"
+    result = CliRunner().invoke(_root_with_import(monkeypatch),
+                                ["import", str(path), "-o", str(out), "--json",
+                                 "--dataset", "mnist5k"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [layer["kind"] for layer in report["layers"]] == ["conv", "conv", "linear", "linear"]
+    assert report["layers"][1]["pad_value"] == -128
+    back, direct = import_intnet(out), import_onnx(path).intnet
+    x = images(50, "test")
+    assert torch.equal(back.forward(back.quantize_input(x)), direct.forward(direct.quantize_input(x)))
+
+
+def test_import_onnx_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tests.golden.onnx_nets import quantized_model
+
+    path, _ = quantized_model("mlp", tmp_path)
+    (tmp_path / "cut.onnx").write_bytes(path.read_bytes()[:200])
+    main = _root_with_import(monkeypatch)
+    for arguments, message in [
+            (["cut.onnx"], "not a"), ([f"{path.stem}-float.onnx"], "float-only model"),
+            ([path.name, "--dataset", "cifar10"], "does not match dataset cifar10")]:
+        result = CliRunner().invoke(main, ["import", *[str(tmp_path / arguments[0])],
+                                           *arguments[1:], "-o", str(tmp_path / "q.npz")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "q.npz").exists()
