@@ -86,15 +86,23 @@ def evaluate(model_path, data_dir, as_json):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory for calibration (default: the one used for training).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="npz file to write (QNET.npz); its format is golden.export's docstring.")
-def export(model_path, data_dir, output):
-    """Quantize a checkpoint and write the integer network as a self-contained npz."""
+              help="File to write: QNET.npz (format: golden.export's docstring) or MODEL.onnx.")
+@click.option("--format", "file_format", type=click.Choice(["npz", "onnx"]), default="npz",
+              show_default=True, help="npz integer network, or a QDQ ONNX model that "
+                                      "onnxruntime runs (golden.onnx_export).")
+def export(model_path, data_dir, output, file_format):
+    """Quantize a checkpoint and write the integer network as a self-contained npz or ONNX."""
     from .export import export_intnet
     from .checkpoint import load_intnet
 
     try:
         intnet = load_intnet(model_path, data_dir)
-        export_intnet(intnet, output)
+        if file_format == "onnx":
+            from .onnx_export import export_onnx
+
+            export_onnx(intnet, output)
+        else:
+            export_intnet(intnet, output)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{len(intnet.layers)} integer layers -> {output}")
@@ -298,3 +306,53 @@ def optimize(model_path, dataset, data_dir, epochs, iterations, images, seed,
     named = [b["layer"] for b in report["bottlenecks"] if b["bottleneck"]]
     click.echo(f"bottleneck layers (< {bottleneck_ratio:g} x the largest hidden layer): "
                f"{', '.join(named) if named else 'none'}")
+@click.command("import")
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="npz file to write (QNET.npz); its format is golden.export's docstring.")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
+              help="Check the model's input shape against this dataset's images.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the imported layers as JSON.")
+def import_onnx(model_path, output, dataset, as_json):
+    """Import a quantized ONNX network (QDQ or QOperator) into the integer model.
+
+    Unsupported graphs (AveragePool, residual Adds, grouped convolution, int16, float
+    ops between quantized tensors, float-only models) get one line naming the node and
+    op, exit status 2 and nothing written.
+    """
+    from .export import export_intnet
+    from .onnx_import import import_onnx as read_onnx
+
+    try:
+        record = read_onnx(model_path, dataset=dataset)
+        export_intnet(record.intnet, output)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    net = record.intnet
+    layers = [{"name": layer.name, "node": node, "kind": layer.kind,
+               "weight_shape": list(layer.weight.shape), "relu": layer.relu,
+               "pool": layer.pool, "flatten": layer.flatten, "pad_value": layer.pad_value,
+               "zero_point": sorted({int(v) for v in torch_values(layer.zero_point)}),
+               "out_scale": layer.out_scale}
+              for layer, node in zip(net.layers, record.nodes)]
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "output": str(output),
+                               "input_shape": list(net.input_shape),
+                               "input_scale": net.input_scale,
+                               "input_zero_point": net.input_zero_point, "layers": layers}))
+        return
+    click.echo(f"{len(layers)} integer layers from {model_path} -> {output}")
+    for layer in layers:
+        click.echo(f"  {layer['name']:6} {layer['kind']:6} {layer['node']}: weights "
+                   f"{'x'.join(map(str, layer['weight_shape']))}, relu {layer['relu']}, "
+                   f"zero point {layer['zero_point']}")
+
+
+def torch_values(value):
+    """The elements of an int or a tensor, as a list of Python ints."""
+    import torch
+
+    return torch.as_tensor(value).reshape(-1).tolist()
+
+

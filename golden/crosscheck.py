@@ -1,4 +1,4 @@
-"""Cross-check of the integer model against PyTorch's own quantized engine.
+"""Cross-check of the integer model against PyTorch's own quantized engine and onnxruntime.
 
 Every layer of an :class:`~golden.intmodel.IntNet` is rebuilt as a
 ``torch.ao.nn.quantized.Conv2d`` / ``Linear`` (x86 back end, FBGEMM kernels) from the same
@@ -12,6 +12,13 @@ non-negative images, in [0, 127]); the logits layer uses zero point 128 so that
 clamped to 127 afterwards, which commutes with its monotone rounding. torch requantizes in
 float32 (``round(acc * s_in * s_w / s_out)``, round half to even) where the contract uses
 the 16-bit fixed-point multiplier and rounds half up, so a few outputs may differ by one LSB.
+
+:func:`crosscheck_onnx` does the same against onnxruntime (CPU) for a network imported
+from ONNX (:func:`golden.onnx_import.import_onnx`): one run of the ONNX graph with every
+layer's 8-bit output added as a graph output, then each layer of the integer model fed
+the very input onnxruntime gave that layer, so that a difference does not propagate.
+It also compares the input quantization and the end-to-end logits of the integer model
+run alone.
 """
 
 import warnings
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.ao.nn.quantized as nnq
 
-__all__ = ["LayerAgreement", "crosscheck"]
+__all__ = ["LayerAgreement", "crosscheck", "crosscheck_onnx"]
 
 
 @dataclass
@@ -113,4 +120,79 @@ def _compare(intnet, weight_scales, x_int):
         results.append(LayerAgreement(layer.name, difference.numel(),
                                       int((difference == 0).sum()), int(difference.max())))
         x, s_in = intnet.next_input(i, y), layer.out_scale
+    return results
+
+
+def _agreement(name, theirs, mine):
+    difference = (theirs.reshape(mine.shape) - mine).abs()
+    return LayerAgreement(name, difference.numel(), int((difference == 0).sum()),
+                          int(difference.max()) if difference.numel() else 0)
+
+
+def crosscheck_onnx(source, x, imported=None, batch=256):
+    """Compare every layer of an imported ONNX network with onnxruntime (CPU).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or onnx.ModelProto
+        The quantized ONNX model.
+    x : torch.Tensor
+        float input images ``[N, C, H, W]`` (e.g. a test split).
+    imported : golden.onnx_import.OnnxImport, optional
+        The import of ``source`` (imported here if not given).
+    batch : int
+        Images per onnxruntime run (a model with a fixed batch size runs one batch of
+        that size at a time).
+
+    Returns
+    -------
+    list of LayerAgreement
+        ``input`` (the input quantization), one per layer in order (pre-pooling output,
+        or the pooled one where the graph has no pre-pooling tensor), and
+        ``logits (end to end)``.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from .onnx_import import import_onnx, load_onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(load_onnx(source))
+    record = imported if imported is not None else import_onnx(model)
+    net = record.intnet
+    names = list(dict.fromkeys([record.input_tensor, *filter(None, record.outputs),
+                                *record.next_inputs]))
+    present = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in present:
+            element = onnx.TensorProto.UINT8 if record.unsigned[name] else onnx.TensorProto.INT8
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, element, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    fixed = session.get_inputs()[0].shape[0]
+    step = fixed if isinstance(fixed, int) and fixed > 0 else batch
+    chunks = [session.run(names, {record.input_name: x[i:i + step].numpy().astype("float32")})
+              for i in range(0, len(x), step)]
+
+    def value(name):
+        import numpy as np
+
+        v = np.concatenate([chunk[names.index(name)] for chunk in chunks]).astype(np.int64)
+        return torch.from_numpy(v - 128 if record.unsigned[name] else v)
+
+    x_int = net.quantize_input(x)
+    results = [_agreement("input", value(record.input_tensor), x_int)]
+    feed = value(record.input_tensor)
+    for i, layer in enumerate(net.layers):
+        _, y = net.layer_step(i, feed)
+        if record.outputs[i]:
+            results.append(_agreement(layer.name, value(record.outputs[i]), y))
+        else:
+            results.append(_agreement(layer.name, value(record.next_inputs[i]),
+                                      net.next_input(i, y)))
+        feed = value(record.next_inputs[i])
+    results.append(_agreement("logits (end to end)", value(record.next_inputs[-1]),
+                              net.forward(x_int)))
     return results

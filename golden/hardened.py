@@ -327,7 +327,8 @@ def load_hardened(path):
     try:
         layers, protection = [], []
         for entry in payload["layers"]:
-            values = {name: entry[name] for name in _LAYER_FIELDS}
+            # Fields added later (zero points) take their defaults in older files.
+            values = {name: entry[name] for name in _LAYER_FIELDS if name in entry}
             values["out_hw"] = tuple(values["out_hw"])
             layers.append(IntLayer(**values))
             protection.append(LayerProtection(**{n: entry[n] for n in _PROTECTION_FIELDS}))

@@ -51,6 +51,13 @@ class IntLayer:
         Real value of one LSB of the int8 output.
     out_hw : tuple of int
         Spatial size ``(H, W)`` of a conv layer's output before pooling; ``()`` for linear.
+    pad_value : int
+        Value the convolution pads its int8 input with: the input zero point of an
+        imported asymmetric network (ONNX pads a quantized input with its zero point,
+        real value 0; the zero point itself is folded into ``bias``), else 0.
+    zero_point : int or torch.Tensor
+        Output zero point, 0 or int64 ``[O]`` in ``[-128, 127]``: the per-column offset
+        of :func:`golden.numerics.requantize` (imported asymmetric networks only).
     """
 
     name: str
@@ -66,6 +73,8 @@ class IntLayer:
     flatten: bool
     out_scale: float
     out_hw: tuple = ()
+    pad_value: int = 0
+    zero_point: object = 0
 
     @property
     def neurons(self):
@@ -89,11 +98,14 @@ class IntNet:
         Real value of one LSB of the int8 input.
     input_shape : tuple of int
         ``(C, H, W)`` of one input image.
+    input_zero_point : int
+        int8 zero point of the input (imported asymmetric networks), else 0.
     """
 
     layers: list
     input_scale: float
     input_shape: tuple
+    input_zero_point: int = 0
 
     def quantize_input(self, x):
         """Quantize float images ``[B, C, H, W]`` to int8 values (round half to even).
@@ -103,7 +115,10 @@ class IntNet:
         torch.Tensor
             int64 tensor of values in ``[-128, 127]``, same shape.
         """
-        return torch.round(x.double() / self.input_scale).clamp(-128, 127).to(torch.int64)
+        q = torch.round(x.double() / self.input_scale)
+        if self.input_zero_point:
+            q = q + self.input_zero_point
+        return q.clamp(-128, 127).to(torch.int64)
 
     def layer_step(self, i, x):
         """Run layer ``i`` on int8 input ``x``.
@@ -124,14 +139,20 @@ class IntNet:
         """
         layer = self.layers[i]
         weight = layer.weight.double()
-        if layer.kind == "conv":
+        if layer.kind == "conv" and layer.pad_value and layer.padding:
+            padded = F.pad(x.double(), [layer.padding] * 4, value=float(layer.pad_value))
+            z = F.conv2d(padded, weight, stride=layer.stride)
+        elif layer.kind == "conv":
             z = F.conv2d(x.double(), weight, stride=layer.stride, padding=layer.padding)
         else:
             z = x.flatten(1).double() @ weight.T
         ndim = z.dim()
         acc = add_bias(z.round().to(torch.int64), _per_channel(layer.bias, ndim))
+        zero_point = layer.zero_point
+        if isinstance(zero_point, torch.Tensor):
+            zero_point = _per_channel(zero_point, ndim)
         y = requantize(acc, _per_channel(layer.multiplier, ndim),
-                       _per_channel(layer.shift, ndim), layer.relu)
+                       _per_channel(layer.shift, ndim), layer.relu, zero_point=zero_point)
         return acc, y
 
     def next_input(self, i, y):

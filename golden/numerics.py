@@ -7,7 +7,8 @@ same code. Nothing here imports torch or Amaranth.
 
 Contract (the README's "The numeric contract"):
 
-* weights and activations are int8, symmetric; bias is int32;
+* weights and activations are int8, symmetric; bias is int32 (imported asymmetric
+  networks add an output zero point after the shift, see :func:`requantize`);
 * accumulation is signed, ``acc_width`` bits, two's complement wrap-around;
 * requantization is ``sat8(relu?((acc * M + 2**(s-1)) >> s))`` with an unsigned
   ``MULTIPLIER_WIDTH``-bit multiplier ``M`` and a shift ``s`` in ``[0, MAX_SHIFT]``,
@@ -69,8 +70,8 @@ def add_bias(acc, bias, acc_width=ACC_WIDTH):
     return wrap(acc + bias, acc_width)
 
 
-def requantize(acc, multiplier, shift, relu, high=INT8_MAX):
-    """Scale an accumulator back to int8: ``sat8(relu?((acc * M + 2**(s-1)) >> s))``.
+def requantize(acc, multiplier, shift, relu, high=INT8_MAX, zero_point=0):
+    """Scale an accumulator back to int8: ``sat8(relu?((acc * M + 2**(s-1)) >> s) + z)``.
 
     Parameters
     ----------
@@ -86,11 +87,15 @@ def requantize(acc, multiplier, shift, relu, high=INT8_MAX):
     high : int or array
         Saturation ceiling: :data:`INT8_MAX` for ordinary outputs, :data:`HALF_MAX` for
         the copies of a split neuron (see :func:`lcu`); broadcasts against ``acc``.
+    zero_point : int or array
+        Output zero point ``z`` in ``[-128, 127]`` (imported asymmetric networks; 0 for
+        the symmetric contract): an offset added after the shift and the ReLU, before
+        saturation; broadcasts against ``acc`` (one per output channel).
 
     Returns
     -------
-    int8 values as int64 elements of the type of ``acc``: in ``[0, high]`` with ReLU,
-    ``[-128, high]`` without.
+    int8 values as int64 elements of the type of ``acc``: in ``[z, high]`` with ReLU,
+    ``[-128, high]`` without (``z = 0`` by default).
 
     Notes
     -----
@@ -101,7 +106,9 @@ def requantize(acc, multiplier, shift, relu, high=INT8_MAX):
     shift, which the hardware tests use for ``s = 63``.
     """
     rounding = (1 << shift) >> 1
-    return _clip((acc * multiplier + rounding) >> shift, 0 if relu else -128, high)
+    # relu(v) + z == max(v + z, z): the ReLU clips at the zero point, real value 0.
+    return _clip(((acc * multiplier + rounding) >> shift) + zero_point,
+                 zero_point if relu else -128, high)
 
 
 def lcu(a, b, width=WIDTH):

@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "neuroharden.golden.cli:train",
     "eval": "neuroharden.golden.cli:evaluate",
     "export": "neuroharden.golden.cli:export",
+    "import": "neuroharden.golden.cli:import_onnx",
     "sample-size": "neuroharden.golden.cli:sample_size",
     "rank": "neuroharden.golden.cli:rank",
     "harden": "neuroharden.golden.cli:harden",

@@ -290,3 +290,41 @@ def test_optimize_bad_input_exit_2_one_line(short_lenet, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.pt"]
+def test_import_onnx_writes_qnet_and_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from neuroharden.golden.export import import_intnet
+    from neuroharden.golden.onnx_import import import_onnx
+    from tests.golden.onnx_nets import images, quantized_model
+
+    path, _ = quantized_model("cnn", tmp_path)
+    out = tmp_path / "qnet.npz"
+    result = CliRunner().invoke(main,
+                                ["import", str(path), "-o", str(out), "--json",
+                                 "--dataset", "mnist5k"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [layer["kind"] for layer in report["layers"]] == ["conv", "conv", "linear", "linear"]
+    assert report["layers"][1]["pad_value"] == -128
+    back, direct = import_intnet(out), import_onnx(path).intnet
+    x = images(50, "test")
+    assert torch.equal(back.forward(back.quantize_input(x)), direct.forward(direct.quantize_input(x)))
+
+
+def test_import_onnx_bad_input_is_one_line_exit_2_nothing_written(tmp_path):
+    from click.testing import CliRunner
+
+    from tests.golden.onnx_nets import quantized_model
+
+    path, _ = quantized_model("mlp", tmp_path)
+    (tmp_path / "cut.onnx").write_bytes(path.read_bytes()[:200])
+    for arguments, message in [
+            (["cut.onnx"], "not a"), ([f"{path.stem}-float.onnx"], "float-only model"),
+            ([path.name, "--dataset", "cifar10"], "does not match dataset cifar10")]:
+        result = CliRunner().invoke(main, ["import", *[str(tmp_path / arguments[0])],
+                                           *arguments[1:], "-o", str(tmp_path / "q.npz")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "q.npz").exists()

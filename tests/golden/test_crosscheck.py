@@ -17,3 +17,25 @@ def test_integer_model_agrees_with_torch_ao(trained_model, name):
     for result in results:
         assert result.fraction >= 0.99, result
         assert result.max_difference <= 1, result
+
+
+ONNX_CASES = [  # (network, QDQ, uint8, per channel, symmetric)
+    ("cnn", True, True, True, False), ("cnn", False, True, False, False),
+    ("cnn", True, False, False, True), ("cnn", False, False, True, True),
+    ("cnn", True, False, True, False), ("mlp", False, True, True, False),
+]
+
+
+@pytest.mark.parametrize("name, qdq, unsigned, per_channel, symmetric", ONNX_CASES)
+def test_onnxruntime_agrees_with_imported_networks(tmp_path, name, qdq, unsigned,
+                                                   per_channel, symmetric):
+    from neuroharden.golden.crosscheck import crosscheck_onnx
+    from tests.golden.onnx_nets import images, quantized_model
+
+    path, _ = quantized_model(name, tmp_path, qdq=qdq, unsigned=unsigned,
+                              per_channel=per_channel, symmetric=symmetric)
+    results = crosscheck_onnx(path, images(200, "test"))
+    assert results[0].name == "input" and results[-1].name == "logits (end to end)"
+    for result in results[:-1]:  # each layer fed onnxruntime's own input
+        assert result.fraction >= 0.99 and result.max_difference <= 1, result
+    assert results[-1].fraction >= 0.95 and results[-1].max_difference <= 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroharden.golden.datasets import fit_shape, load_dataset
+from neuroharden.golden.datasets import fit_shape, load_dataset, mnist5k_path, read_mnist5k
 from tests.golden.dataset_files import write_cifar, write_idx, write_mnist
 
 
@@ -105,3 +105,31 @@ def test_bad_dataset_arguments(tmp_path):
         load_dataset("mnist", (1, 28, 28))
     with pytest.raises(ValueError, match="does not exist"):
         load_dataset("mnist", (1, 28, 28), tmp_path / "nowhere")
+
+
+def test_mnist5k_is_the_real_subset_with_a_fixed_stratified_split():
+    a = load_dataset("mnist5k", (1, 28, 28))
+    assert a.x_train.shape == (4000, 1, 28, 28) and a.x_test.shape == (1000, 1, 28, 28)
+    assert torch.bincount(a.y_test).tolist() == [100] * 10
+    assert torch.bincount(a.y_train).tolist() == [400] * 10
+    assert 0 <= float(a.x_train.min()) and float(a.x_train.max()) == 1.0
+    b = load_dataset("mnist5k", (1, 28, 28))
+    assert torch.equal(a.x_test, b.x_test) and torch.equal(a.y_train, b.y_train)
+    # The first line of the file is a 0 (class of the first image) drawn as on the wheel.
+    images, labels = read_mnist5k(mnist5k_path())
+    assert images.shape == (5000, 28, 28) and labels[0] == 0 and images[0, 4, 15] == 51
+
+
+def test_mnist5k_reader_rejects_malformed_csv(tmp_path):
+    good = ",".join(["0"] * 784 + ["3"])
+    cases = [("columns.csv", "1,2,3\n", "columns"), ("text.csv", "a,b\n", "not a readable"),
+             ("label.csv", ",".join(["0"] * 784 + ["12"]) + "\n", "label outside"),
+             ("pixel.csv", ",".join(["300"] + ["0"] * 783 + ["1"]) + "\n", "pixel values")]
+    for name, text, message in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_mnist5k(tmp_path / name)
+    with gzip.open(tmp_path / "ok.csv.gz", "wt") as file:
+        file.write(good + "\n" + good + "\n")
+    images, labels = read_mnist5k(tmp_path / "ok.csv.gz")
+    assert images.shape == (2, 28, 28) and labels.tolist() == [3, 3]

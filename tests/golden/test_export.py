@@ -44,10 +44,10 @@ def test_import_rejects_foreign_files(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     np.savez(tmp_path / "foreign.npz", a=np.zeros(2))
     np.savez(tmp_path / "future.npz", format=np.array("neuroharden-qnet"),
-             format_version=np.array(2))
+             format_version=np.array(3))
     np.savez(tmp_path / "partial.npz", format=np.array("neuroharden-qnet"),
              format_version=np.array(1))
     for name, message in [("text.npz", "not a readable"), ("foreign.npz", "not a neuroharden"),
-                          ("future.npz", "format_version 2"), ("partial.npz", "missing entry")]:
+                          ("future.npz", "format_version 3"), ("partial.npz", "missing entry")]:
         with pytest.raises(ValueError, match=message):
             import_intnet(tmp_path / name)
