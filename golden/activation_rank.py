@@ -1,8 +1,9 @@
 """Activation-magnitude criticality ranking of paper 000 (after Ruospo and Sanchez 2021).
 
 A neuron's score is the mean absolute value of its output over a set of images, in real
-units (the int8 output times its layer's ``out_scale``, so that neurons of different
-layers compare; paper 000 ranks the float network's neurons).
+units (the int8 output less its zero point, ``y - z``, times its layer's ``out_scale``,
+so that neurons of different layers compare; paper 000 ranks the float network's
+neurons). ``z`` is 0 except in imported asymmetric networks.
 
 * **Class-oriented lists**: for each class ``c``, the score over the images of class
   ``c`` (by label) ranks all neurons; a class without images has no list.
@@ -50,13 +51,21 @@ def mean_activations(net, x, labels, classes=None):
     classes = net.layers[-1].weight.shape[0] if classes is None else classes
     _, records = net.forward(x, record=True)
     layers = hidden_layers(net)
-    act = torch.cat([records[i][1].flatten(1).double().abs() * net.layers[i].out_scale
+    act = torch.cat([_real(records[i][1], net.layers[i]).flatten(1).abs()
                      for i in layers], 1)                                  # [B, neurons]
     onehot = torch.nn.functional.one_hot(labels, classes).double()          # [B, classes]
     per_class = onehot.sum(0)
     class_scores = (onehot.T @ act) / per_class.view(-1, 1)
     class_scores[per_class == 0] = float("nan")
     return act.mean(0), class_scores, [(i, net.layers[i].neurons) for i in layers]
+
+
+def _real(y, layer):
+    """Real values of a layer's int8 outputs ``y``: ``(y - z) * out_scale``."""
+    zero_point = torch.as_tensor(layer.zero_point, dtype=torch.float64)
+    if zero_point.dim():
+        zero_point = zero_point.view(1, -1, *([1] * (y.dim() - 2)))
+    return (y.double() - zero_point) * layer.out_scale
 
 
 def activation_rank(net, x, labels, *, pneu=5.0):

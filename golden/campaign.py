@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .checkpoint import quantize_checkpoint
+from .checkpoint import dataset_field, quantize_checkpoint
 from .evaluator import Evaluator
 from .executor import make_executor
 from .injection import InjectionEngine
@@ -447,7 +447,7 @@ class ModelEvaluator(Evaluator):
 def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
                  positions=None, layers=None, confidence=0.95, margin=0.01, faults=None,
                  seed=0, db_path, images=None, workers=1, scheduler=None, chunk=128,
-                 progress=None, level="model", data_dir=None):
+                 progress=None, level="model", data_dir=None, dataset=None):
     """Run (or resume) a model-level campaign and return its summary.
 
     Parameters
@@ -476,6 +476,10 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
         tqdm bar; by default only on a terminal.
     data_dir : str, optional
         Dataset directory (default: the one used for training).
+    dataset : str, optional
+        Image source (:func:`golden.checkpoint.quantize_checkpoint`: an imported
+        ``.onnx`` / ``QNET.npz`` network reads ``digits`` unless told); part of the
+        campaign's identity when given or when the network is imported.
 
     Returns
     -------
@@ -496,7 +500,7 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
         raise ValueError(f"{model_path}: no such checkpoint")
     executor = make_executor(workers=workers, scheduler=scheduler)
     model_sha = file_sha256(model_path)
-    net, _, _, data = quantize_checkpoint(model_path, data_dir)
+    net, _, _, data = quantize_checkpoint(model_path, data_dir, dataset)
     x_all, y_all = data.x_test, data.y_test
     if images is not None:
         if images < 1:
@@ -512,7 +516,8 @@ def run_campaign(model_path, *, fault_model="bitflip", target="output", bits=1,
         level=level, faults=n, seed=seed, images=len(x), population=len(space),
         fields={"model_sha256": model_sha, "fault_model": fault_model, "target": target,
                 "bits": described["bits"], "positions": described["positions"],
-                "layers": list(described["layers"])})
+                "layers": list(described["layers"]),
+                **dataset_field(model_path, dataset, data)})
     summary = run(definition, ModelEvaluator(net, x, y_all, space), db_path=db_path,
                   executor=executor, chunk=chunk, progress=progress)
     summary.update({"fault_model": fault_model, "target": target, "level": level})

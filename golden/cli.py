@@ -11,6 +11,8 @@ import os
 
 import click
 
+from .checkpoint import MODEL_FILES
+from .crosscheck import ENGINES
 from .datasets import DATASETS
 from .harden import CHECKPOINT_SCHEMES
 from .models import MODEL_NAMES
@@ -19,6 +21,11 @@ from .optimize import (BOTTLENECK_RATIO, DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_IMAGE
 from .ranking import DEFAULT_PNEU, METHODS
 
 __all__ = ["train", "evaluate", "export", "sample_size", "rank", "harden", "optimize"]
+
+
+#: Help of ``--dataset`` on the commands that read a network file.
+_IMAGE_SOURCE = ("Image source of an imported .onnx / .npz network (default digits; its "
+                 "input shape must match); for a checkpoint, instead of its own.")
 
 
 def _check_output(output):
@@ -59,30 +66,88 @@ def train(model, dataset, data_dir, epochs, seed, output):
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train`.")
+              help=f"Network file: {MODEL_FILES}.")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help=_IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print float_accuracy, int8_accuracy, images and predictions as JSON.")
-def evaluate(model_path, data_dir, as_json):
-    """Test accuracy of a checkpoint in float and in the bit-exact int8 model."""
+              help="Print float_accuracy (null for an imported network), int8_accuracy, "
+                   "images and predictions as JSON.")
+def evaluate(model_path, dataset, data_dir, as_json):
+    """Test accuracy of a network in float and in the bit-exact int8 model.
+
+    An imported network (.onnx, .npz) has no float model: its float accuracy is
+    reported as unavailable.
+    """
     from .evaluation import evaluate_checkpoint
 
     try:
-        result = evaluate_checkpoint(model_path, data_dir)
+        result = evaluate_checkpoint(model_path, data_dir, dataset)
     except (ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(str(error).splitlines()[0]) from None
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"{result['model']} on {result['dataset']} ({result['images']} test images)")
-    click.echo(f"float accuracy: {100 * result['float_accuracy']:.2f} %")
+    if result["float_accuracy"] is None:
+        click.echo("float accuracy: unavailable (an imported network has no float model)")
+    else:
+        click.echo(f"float accuracy: {100 * result['float_accuracy']:.2f} %")
     click.echo(f"int8 accuracy:  {100 * result['int8_accuracy']:.2f} %")
 
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train`.")
+              help="MODEL.pt written by `neuroharden train`, or a quantized MODEL.onnx.")
+@click.option("--engine", type=click.Choice(ENGINES), default="onnxruntime",
+              show_default=True,
+              help="torch: torch.ao's quantized kernels (MODEL.pt only); onnxruntime: the "
+                   "network as QDQ ONNX (MODEL.pt) or as it is (MODEL.onnx), on the CPU.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Image source (default: the one used for training; digits for .onnx).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Dataset directory (mnist, cifar10).")
+@click.option("--images", type=click.IntRange(min=1), default=None,
+              help="First N test images (default: the whole test split).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def crosscheck(model_path, engine, dataset, data_dir, images, as_json):
+    """Compare every layer of the integer model with an independent int8 engine.
+
+    Each layer is fed the very input the other engine gave that layer, so that one
+    difference does not propagate; the contract is met when at least 99 % of the outputs
+    are identical and none differs by more than 1 LSB.
+    """
+    from .crosscheck import crosscheck_checkpoint
+
+    try:
+        rows = crosscheck_checkpoint(model_path, engine, dataset=dataset, data_dir=data_dir,
+                                     images=images)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    layers = [row for row in rows if row.name != "input" and not row.name.startswith("logits")]
+    total = {"identical": sum(row.identical for row in layers),
+             "total": sum(row.total for row in layers),
+             "max_difference": max(row.max_difference for row in layers)}
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "engine": engine,
+                               "rows": [{"name": row.name, "identical": row.identical,
+                                         "total": row.total,
+                                         "max_difference": row.max_difference}
+                                        for row in rows], "layers": total}))
+        return
+    for row in rows:
+        click.echo(f"{row.name:20s} {100 * row.fraction:10.5f} % identical "
+                   f"({row.identical:,d} / {row.total:,d}), largest difference "
+                   f"{row.max_difference} LSB")
+    click.echo(f"{'every layer':20s} {100 * total['identical'] / total['total']:10.5f} % "
+               f"identical ({total['identical']:,d} / {total['total']:,d}), largest "
+               f"difference {total['max_difference']} LSB ({engine})")
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
+              help=f"Network file: {MODEL_FILES}.")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help=_IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory for calibration (default: the one used for training).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
@@ -90,13 +155,13 @@ def evaluate(model_path, data_dir, as_json):
 @click.option("--format", "file_format", type=click.Choice(["npz", "onnx"]), default="npz",
               show_default=True, help="npz integer network, or a QDQ ONNX model that "
                                       "onnxruntime runs (golden.onnx_export).")
-def export(model_path, data_dir, output, file_format):
-    """Quantize a checkpoint and write the integer network as a self-contained npz or ONNX."""
+def export(model_path, dataset, data_dir, output, file_format):
+    """Quantize a network and write the integer network as a self-contained npz or ONNX."""
     from .export import export_intnet
     from .checkpoint import load_intnet
 
     try:
-        intnet = load_intnet(model_path, data_dir)
+        intnet = load_intnet(model_path, data_dir, dataset)
         if file_format == "onnx":
             from .onnx_export import export_onnx
 
@@ -146,10 +211,10 @@ def sample_size(population, confidence, margin, p, round_to, as_json):
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train`.")
+              help=f"Network file: {MODEL_FILES}.")
 @click.option("--method", type=click.Choice(METHODS), required=True,
               help="nvf (paper 004), exact (measured bit flips), activation (paper 000), "
-                   "lrp (paper 002) or random.")
+                   "lrp (paper 002, needs the float model of a checkpoint) or random.")
 @click.option("--images", type=click.IntRange(min=1), default=200, show_default=True,
               help="First N training images analysed.")
 @click.option("--validate", type=click.IntRange(min=1), default=None,
@@ -158,13 +223,15 @@ def sample_size(population, confidence, margin, p, round_to, as_json):
               help="Seed of the random method and of the validation draw.")
 @click.option("--pneu", type=float, default=DEFAULT_PNEU, show_default=True,
               help="Paper 000's pNeu (%) merged from the class-oriented lists (activation).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help=_IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="CRITICAL.json to write.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print neurons, seconds (and the validation figures) as JSON.")
-def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_json):
+def rank(model_path, method, images, validate, seed, pneu, dataset, data_dir, output,
+         as_json):
     """Rank the critical neurons of a quantized network into CRITICAL.json."""
     from .ranking import rank as run_rank
     from .ranking import write_critical
@@ -172,7 +239,8 @@ def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_
     _check_output(output)
     try:
         document, report = run_rank(model_path, method, images=images, seed=seed,
-                                    validate=validate, pneu=pneu, data_dir=data_dir)
+                                    validate=validate, pneu=pneu, data_dir=data_dir,
+                                    dataset=dataset)
         write_critical(output, document)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
@@ -194,7 +262,8 @@ def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train` (MODEL.pt).")
+              help="Network file: MODEL.pt (neuroharden train), a quantized MODEL.onnx or "
+                   "QNET.npz (neuroharden import); not a hardened one.")
 @click.option("--critical", "critical_path", type=click.Path(dir_okay=False), required=True,
               help="Neuron ranking of that model (CRITICAL.json).")
 @click.option("--scheme", type=click.Choice(CHECKPOINT_SCHEMES), required=True,
@@ -205,13 +274,14 @@ def rank(model_path, method, images, validate, seed, pneu, data_dir, output, as_
               help="Protect the top P % of the ranking.")
 @click.option("--voter", type=click.Choice(["bitwise", "word"]), default=None,
               help="TMR voter: bitwise majority (default) or word (0 if all disagree).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help=_IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Hardened network file to write (HARDENED.pt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_dir, output,
-           as_json):
+def harden(model_path, critical_path, scheme, threshold, fraction, voter, dataset, data_dir,
+           output, as_json):
     """Harden the critical neurons (LCU splitting, selective TMR, TMR + pruning)."""
     from .harden import harden_checkpoint
 
@@ -225,7 +295,7 @@ def harden(model_path, critical_path, scheme, threshold, fraction, voter, data_d
     try:
         report = harden_checkpoint(model_path, critical_path, scheme=scheme,
                                    threshold=threshold, fraction=fraction, voter=voter,
-                                   data_dir=data_dir, output=output)
+                                   data_dir=data_dir, dataset=dataset, output=output)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     if as_json:

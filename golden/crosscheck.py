@@ -27,7 +27,10 @@ from dataclasses import dataclass
 import torch
 import torch.ao.nn.quantized as nnq
 
-__all__ = ["LayerAgreement", "crosscheck", "crosscheck_onnx"]
+__all__ = ["ENGINES", "LayerAgreement", "crosscheck", "crosscheck_onnx", "crosscheck_checkpoint"]
+
+#: The independent int8 engines the integer model is checked against.
+ENGINES = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -196,3 +199,57 @@ def crosscheck_onnx(source, x, imported=None, batch=256):
     results.append(_agreement("logits (end to end)", value(record.next_inputs[-1]),
                               net.forward(x_int)))
     return results
+
+
+def crosscheck_checkpoint(model_path, engine, *, dataset=None, data_dir=None, images=None):
+    """Cross-check a network's integer model over its test split.
+
+    Parameters
+    ----------
+    model_path : str or os.PathLike
+        Checkpoint written by ``neuroharden train``, or a quantized ``.onnx`` model.
+    engine : {"torch", "onnxruntime"}
+        ``torch``: :func:`crosscheck` against torch.ao (checkpoints only: it needs the
+        float network's weight scales). ``onnxruntime``: a checkpoint's integer network is
+        exported as QDQ ONNX (:func:`golden.onnx_export.intnet_to_onnx`) and
+        :func:`crosscheck_onnx` compares onnxruntime's every layer with the integer model
+        itself (not with a re-import of the exported file); an ``.onnx`` model is run as
+        it is against its import.
+    dataset : str, optional
+        Image source (see :func:`golden.checkpoint.quantize_checkpoint`).
+    data_dir : str, optional
+        Dataset directory.
+    images : int, optional
+        First N test images (default: the whole test split).
+
+    Returns
+    -------
+    list of LayerAgreement
+        One per layer (``torch``), or the rows of :func:`crosscheck_onnx`.
+
+    Raises
+    ------
+    ValueError
+        Unknown engine, torch on an ONNX model, unreadable model or dataset.
+    """
+    from dataclasses import replace
+
+    from .checkpoint import quantize_checkpoint
+    from .quantize import weight_scales
+
+    if engine not in ENGINES:
+        raise ValueError(f"Engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    intnet, net, _, data = quantize_checkpoint(model_path, data_dir, dataset)
+    x = data.x_test if images is None else data.x_test[:images]
+    if engine == "torch":
+        if net is None:
+            raise ValueError(f"{model_path}: the torch engine needs a trained checkpoint "
+                             f"(its float weight scales); use --engine onnxruntime")
+        return crosscheck(intnet, weight_scales(net), intnet.quantize_input(x))
+    if str(model_path).endswith(".onnx"):
+        return crosscheck_onnx(model_path, x)
+    from .onnx_export import intnet_to_onnx
+    from .onnx_import import import_onnx
+
+    model = intnet_to_onnx(intnet)
+    return crosscheck_onnx(model, x, imported=replace(import_onnx(model), intnet=intnet))

@@ -8,11 +8,22 @@
   halves with the original weight (its input column is duplicated). The LCU merges the
   pair after every inference of the layer. Refused on a layer without ReLU, whose
   outputs can be negative (the LCU's AND and bit-6 reset assume halves in ``[0, 63]``).
+  On a channel with an output zero point ``z`` (imported asymmetric networks: after a
+  ReLU quantized to uint8, ``z = -128`` and ``v = y - z`` lies in ``[0, 255]``) the
+  pair is *wide*: the halves are requantized with zero point 0, i.e. in ``v`` units,
+  saturate at ``INT8_MAX`` and the LCU clears bit 7 instead of bit 6
+  (:attr:`~golden.hardened.LayerProtection.wide`). The next layer reads the
+  offset-free halves, so its bias, which had ``-z * w`` folded in for that input column
+  at import, gets ``+z * w`` back. A conv next layer that pads its input with the zero
+  point would have to pad the halves with 0 and the other channels with ``z``; that
+  per-channel padding is not supported and such a split is refused.
 * ``"tmr"`` (paper 000): each protected neuron becomes three identical copies reduced
   by a bitwise or word majority voter; the next layer reads the voted value once, with
-  its original weights.
+  its original weights. The word voter outputs 0 when no two copies agree, which is
+  not the real 0 of a channel with an output zero point: it is refused there.
 * ``prune`` (paper 000): channels removed with their weights, bias and the next layer's
-  input column (= output forced to 0).
+  input column (= output forced to its zero point, 0 for symmetric networks: the next
+  layer's bias gets ``z * w`` for the deleted column, which the import had folded out).
 
 Conv layers: the unit of protection is an output channel (one filter). The accelerator
 computes a filter's whole output feature map with the same weights, so a copy of a
@@ -35,7 +46,7 @@ import os
 import torch
 
 from .campaign import file_sha256
-from .checkpoint import quantize_checkpoint
+from .checkpoint import original_content, quantize_checkpoint
 from .evaluation import int8_predictions
 from .hardened import VOTERS, HardenedNet, LayerProtection, is_hardened, save_hardened
 from .quantize import SHIFT_LIMIT
@@ -174,7 +185,8 @@ def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
     ValueError
         Unknown scheme, voter, layer or channel; LCU on a layer without ReLU; a channel
         both protected and pruned; pruning the output layer or a whole layer; a shift
-        that cannot take the extra bit of a split.
+        that cannot take the extra bit of a split; the word voter on a channel with an
+        output zero point; an LCU split with a zero point before a conv that pads with it.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r} (choose from {', '.join(SCHEMES)})")
@@ -185,9 +197,10 @@ def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
     last = len(net.layers) - 1
     copies = _COPIES[scheme]
     layers, protection = [], []
-    read_source, prev_channels = None, None
+    read_source, prev_channels, prev_offset = None, None, None
     for i, layer in enumerate(net.layers):
         O = layer.weight.shape[0]
+        zero_point = layer.zero_points
         if protected[i] & pruned[i]:
             raise ValueError(f"layer {layer.name}: channels {sorted(protected[i] & pruned[i])} "
                              f"are both protected and pruned")
@@ -198,7 +211,20 @@ def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
         if scheme == "lcu" and protected[i] and not layer.relu:
             raise ValueError(f"LCU refused on layer {layer.name}: its outputs can be negative "
                              f"(no ReLU), and the LCU assumes non-negative halves")
-        source, split, pairs, triples, read = [], [], [], [], []
+        offset_protected = sorted(c for c in protected[i] if zero_point[c])
+        if scheme == "tmr" and voter == "word" and offset_protected:
+            raise ValueError(f"word voter refused on layer {layer.name}: its output zero "
+                             f"point is not 0, and the word voter outputs 0 when no two "
+                             f"copies agree (use the bitwise voter)")
+        if scheme == "lcu" and offset_protected and i < last:
+            following = net.layers[i + 1]
+            if following.kind == "conv" and following.padding and following.pad_value:
+                raise ValueError(
+                    f"LCU refused on layer {layer.name}: the next conv {following.name} "
+                    f"pads its input with the zero point {following.pad_value}, and the "
+                    f"offset-free halves would need padding 0 (per-channel padding is not "
+                    f"supported)")
+        source, split, wide, pairs, triples, read = [], [], [], [], [], []
         for c in range(O):
             if c in pruned[i]:
                 continue
@@ -208,6 +234,7 @@ def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
             split += [k == 2] * k
             if k == 2:
                 pairs.append([first, first + 1])
+                wide.append(bool(zero_point[c]))
                 read += [first, first + 1]
             elif k == 3:
                 triples.append([first, first + 1, first + 2])
@@ -215,25 +242,40 @@ def harden(net, scheme, protect, *, prune=(), voter="bitwise", label=None):
             else:
                 read.append(first)
         source_t = torch.tensor(source, dtype=torch.int64)
-        weight = layer.weight
+        weight, bias = layer.weight, layer.bias
+        if prev_offset is not None and bool(prev_offset.any()):
+            # The previous layer's split halves and pruned channels contribute their
+            # values without the zero point the import folded into this bias.
+            columns = weight.reshape(O, prev_channels, -1).sum(-1)
+            bias = bias + columns @ prev_offset
         if read_source is not None:
             weight = _read_inputs(weight, read_source, prev_channels)
         shift = layer.shift[source_t] + torch.tensor(split, dtype=torch.int64)
         if bool((shift > SHIFT_LIMIT).any()):
             raise ValueError(f"layer {layer.name}: a split neuron's shift would exceed "
                              f"{SHIFT_LIMIT}")
+        changes = {}
+        if isinstance(layer.zero_point, torch.Tensor) or layer.zero_point:
+            # Copies keep their channel's zero point; wide halves are requantized
+            # offset-free (zero point 0, in units of v = y - z).
+            changes["zero_point"] = zero_point[source_t] * ~torch.tensor(split, dtype=torch.bool)
         layers.append(dataclasses.replace(
-            layer, weight=weight[source_t].clone(), bias=layer.bias[source_t].clone(),
-            multiplier=layer.multiplier[source_t].clone(), shift=shift))
+            layer, weight=weight[source_t].clone(), bias=bias[source_t].clone(),
+            multiplier=layer.multiplier[source_t].clone(), shift=shift, **changes))
         read_t = torch.tensor(read, dtype=torch.int64)
         protection.append(LayerProtection(
             source=source_t, lcu=torch.tensor(pairs, dtype=torch.int64).reshape(-1, 2),
             tmr=torch.tensor(triples, dtype=torch.int64).reshape(-1, 3), read=read_t,
-            pruned=torch.tensor(sorted(pruned[i]), dtype=torch.int64)))
+            pruned=torch.tensor(sorted(pruned[i]), dtype=torch.int64),
+            wide=torch.tensor(wide, dtype=torch.bool)))
         read_source, prev_channels = source_t[read_t], O
+        offset = pruned[i] | (protected[i] if scheme == "lcu" else set())
+        prev_offset = zero_point * torch.isin(torch.arange(O),
+                                              torch.tensor(sorted(offset), dtype=torch.int64))
     return HardenedNet(layers=layers, input_scale=net.input_scale,
-                       input_shape=net.input_shape, protection=protection,
-                       scheme=label or scheme, voter=voter)
+                       input_shape=net.input_shape,
+                       input_zero_point=net.input_zero_point,
+                       protection=protection, scheme=label or scheme, voter=voter)
 
 
 def cost(net):
@@ -266,7 +308,7 @@ def _accuracy(net, x, labels):
 
 
 def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, fraction=None,
-                      voter=None, data_dir=None, output):
+                      voter=None, data_dir=None, dataset=None, output):
     """Protect the critical neurons of a checkpoint, write HARDENED.pt, report the cost.
 
     Selection: the ranking is a CRITICAL.json of the same model
@@ -281,7 +323,10 @@ def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, frac
     Parameters
     ----------
     model_path : str or os.PathLike
-        Checkpoint written by ``neuroharden train`` (MODEL.pt), not a hardened network.
+        Checkpoint written by ``neuroharden train`` (MODEL.pt), a quantized ``.onnx`` or
+        a ``QNET.npz`` (:func:`golden.checkpoint.quantize_checkpoint`), not a hardened
+        network. An imported network's hardened file records its dataset in place of the
+        original checkpoint (:func:`golden.checkpoint.original_content`).
     critical_path : str or os.PathLike
         Neuron ranking of that model (CRITICAL.json).
     scheme : {"lcu", "tmr", "tmr-prune"}
@@ -292,6 +337,9 @@ def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, frac
         TMR voter (default bitwise); only for the tmr schemes.
     data_dir : str, optional
         Dataset directory (default: the one used for training).
+    dataset : str, optional
+        Image source (:func:`golden.checkpoint.quantize_checkpoint`; for a ``.onnx`` or
+        ``QNET.npz`` model, default ``digits``).
     output : str or os.PathLike
         Hardened network file to write (:func:`golden.hardened.save_hardened`).
 
@@ -327,7 +375,7 @@ def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, frac
     if is_hardened(model_path):
         raise ValueError(f"{model_path}: is already a hardened network; give the original "
                          f"model checkpoint")
-    net, _, _, data = quantize_checkpoint(model_path, data_dir)
+    net, _, metadata, data = quantize_checkpoint(model_path, data_dir, dataset)
     model_sha = file_sha256(model_path)
     ranking = [(n["layer"], n["index"], n["score"])
                for n in load_critical(critical_path, model_path)["neurons"]]
@@ -352,8 +400,8 @@ def harden_checkpoint(model_path, critical_path, *, scheme, threshold=None, frac
                  "protected_neurons": sum(pixels[name] for name, _ in protect),
                  "protected_channels": len(protect), "pruned_channels": len(prune),
                  "pruned_neurons": sum(pixels[name] for name, _ in prune)}
-    raw = torch.load(model_path, map_location="cpu", weights_only=True)
-    save_hardened(hardened, output, model_sha256=model_sha, checkpoint=raw,
+    save_hardened(hardened, output, model_sha256=model_sha,
+                  checkpoint=original_content(model_path, metadata),
                   selection=selection)
     return {**selection, "model": str(model_path), "model_sha256": model_sha,
             "output": str(output), "layers": per_layer, "before": before, "after": after,

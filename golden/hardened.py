@@ -29,7 +29,10 @@ which is the rounding that can move the split network's predictions (reported by
 fault-free half has bit 6 clear, so the LCU is the identity without faults, and an
 original output of 127 becomes ``2 * 63 = 126``. A fault *upstream* of a split neuron
 moves both halves together; past 63 they saturate, as the original output would at 127,
-instead of losing bit 6 in the LCU's reset.
+instead of losing bit 6 in the LCU's reset. On a channel with an output zero point
+``z`` (imported asymmetric networks) the pair is wide (``LayerProtection.wide``): the
+halves are offset-free (zero point 0), saturate at 127 and the LCU clears bit 7, and the
+next layer's bias carries the ``z * w`` the halves lack (:mod:`golden.harden`).
 
 Pruned channels (paper 000) are removed: their filter, bias and the next layer's input
 column are deleted, which is exactly an output forced to 0 (a 0 input contributes
@@ -64,7 +67,7 @@ import torch
 
 from .atomic import atomic_output
 from .intmodel import IntLayer, IntNet
-from .numerics import HALF_MAX, INT8_MAX, lcu, vote_bitwise, vote_word
+from .numerics import HALF_MAX, INT8_MAX, WIDTH, lcu, vote_bitwise, vote_word
 
 __all__ = ["HARDENED_FORMAT", "VOTERS", "LayerProtection", "HardenedNet", "is_hardened",
            "save_hardened", "load_hardened"]
@@ -74,7 +77,7 @@ HARDENED_FORMAT = "neuroharden-hardened-1"
 #: Majority voters of the TMR scheme.
 VOTERS = {"bitwise": vote_bitwise, "word": vote_word}
 
-_PROTECTION_FIELDS = ("source", "lcu", "tmr", "read", "pruned")
+_PROTECTION_FIELDS = ("source", "lcu", "tmr", "read", "pruned", "wide")
 _LAYER_FIELDS = tuple(f.name for f in fields(IntLayer))
 
 
@@ -100,10 +103,16 @@ class LayerProtection:
         in order.
     pruned : torch.Tensor
         int64 ``[Q]``: original channels removed.
+    wide : torch.Tensor
+        bool ``[P]``: the pairs whose halves are offset-free values of a channel with an
+        output zero point (:mod:`golden.harden`): they saturate at
+        :data:`~golden.numerics.INT8_MAX` and the LCU clears bit 7 instead of bit 6
+        (``numerics.lcu(..., bit=WIDTH - 1)``). All false by default (symmetric networks
+        and files written before zero points).
     high : torch.Tensor
         int64 ``[O']``, derived: the saturation ceiling of each channel,
-        :data:`~golden.numerics.HALF_MAX` on the halves of a split neuron, else
-        :data:`~golden.numerics.INT8_MAX`.
+        :data:`~golden.numerics.HALF_MAX` on the halves of a split neuron that is not
+        wide, else :data:`~golden.numerics.INT8_MAX`.
     reach : torch.Tensor
         int64 ``[O', 2]``, derived: the positions in ``read`` whose corrected value a
         change of each channel can alter, ``-1`` padded (both halves of a pair, the voted
@@ -115,12 +124,16 @@ class LayerProtection:
     tmr: torch.Tensor = field(default_factory=lambda: _index([], 0, 3))
     read: torch.Tensor = None
     pruned: torch.Tensor = field(default_factory=lambda: _index([], 0))
+    wide: torch.Tensor = None
 
     def __post_init__(self):
         if self.read is None:
             self.read = torch.arange(len(self.source))
+        if self.wide is None:
+            self.wide = torch.zeros(len(self.lcu), dtype=torch.bool)
+        self.wide = torch.as_tensor(self.wide, dtype=torch.bool).reshape(len(self.lcu))
         self.high = torch.full((len(self.source),), INT8_MAX, dtype=torch.int64)
-        self.high[self.lcu.reshape(-1)] = HALF_MAX
+        self.high[self.lcu[~self.wide].reshape(-1)] = HALF_MAX
         where = torch.full((len(self.source),), -1, dtype=torch.int64)
         where[self.read] = torch.arange(len(self.read))
         self.reach = torch.stack([where, torch.full_like(where, -1)], 1)
@@ -220,7 +233,7 @@ class HardenedNet(IntNet):
         # bitwise logic runs on the protected columns only, never on the whole layer.
         out = y[:, p.read]
         if p.lcu.numel():
-            merged = _on_integers(lcu, y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]])
+            merged = _on_integers(_lcu_pairs, y[:, p.lcu[:, 0]], y[:, p.lcu[:, 1]], p.wide)
             for half in (0, 1):
                 read = p.lcu_read[:, half] >= 0
                 out[:, p.lcu_read[read, half]] = merged[:, read]
@@ -248,8 +261,17 @@ class HardenedNet(IntNet):
 def _on_integers(function, *values):
     """``function`` of int64 tensors applied to ``values``, returned in their dtype."""
     if values[0].is_floating_point():
-        return function(*(v.to(torch.int64) for v in values)).to(values[0].dtype)
+        return function(*(v if v.dtype == torch.bool else v.to(torch.int64)
+                          for v in values)).to(values[0].dtype)
     return function(*values)
+
+
+def _lcu_pairs(a, b, wide):
+    """``numerics.lcu`` of pairs ``[B, P, ...]``, the wide variant where ``wide[P]``."""
+    if not bool(wide.any()):
+        return lcu(a, b)
+    return torch.where(wide.view(1, -1, *([1] * (a.dim() - 2))),
+                       lcu(a, b, bit=WIDTH - 1), lcu(a, b))
 
 
 def _to_plain(value):
@@ -277,7 +299,8 @@ def save_hardened(net, path, *, model_sha256, checkpoint, selection):
         layers.append(entry)
     payload = {"format": HARDENED_FORMAT, "scheme": net.scheme, "voter": net.voter,
                "input_scale": float(net.input_scale),
-               "input_shape": list(net.input_shape), "layers": layers,
+               "input_shape": list(net.input_shape),
+               "input_zero_point": int(net.input_zero_point), "layers": layers,
                "model_sha256": model_sha256, "checkpoint": checkpoint,
                "selection": selection}
     with atomic_output(path) as file:
@@ -331,9 +354,12 @@ def load_hardened(path):
             values = {name: entry[name] for name in _LAYER_FIELDS if name in entry}
             values["out_hw"] = tuple(values["out_hw"])
             layers.append(IntLayer(**values))
-            protection.append(LayerProtection(**{n: entry[n] for n in _PROTECTION_FIELDS}))
+            protection.append(LayerProtection(**{n: entry[n] for n in _PROTECTION_FIELDS
+                                                 if n in entry}))
         net = HardenedNet(layers=layers, input_scale=payload["input_scale"],
-                          input_shape=tuple(payload["input_shape"]), protection=protection,
+                          input_shape=tuple(payload["input_shape"]),
+                          input_zero_point=payload.get("input_zero_point", 0),
+                          protection=protection,
                           scheme=payload["scheme"], voter=payload["voter"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: damaged hardened network ({error})") from None

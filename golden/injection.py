@@ -55,6 +55,12 @@ saturate at :data:`golden.numerics.HALF_MAX`); both engines then requantize ever
 of layer ``i`` they compute with ``requantize(..., high=saturation(i))``, as its
 ``layer_step`` does. Without it every channel saturates at
 :data:`golden.numerics.INT8_MAX`.
+
+Zero points (imported asymmetric networks): every value is requantized with the layer's
+output zero points (:attr:`golden.intmodel.IntLayer.zero_points`, the ReLU clipping at
+them) and every convolution pads its input with the layer's ``pad_value``, as
+:meth:`golden.intmodel.IntNet.layer_step` does; the incremental updates are unchanged,
+since padding is no input a fault can change.
 """
 
 import copy
@@ -85,10 +91,28 @@ def _ceiling(net, i):
     return torch.full((net.layers[i].weight.shape[0],), INT8_MAX, dtype=torch.int64)
 
 
+def _zero_point(layer, channels=None):
+    """The layer's output zero points as ``requantize`` takes them: the int 0 of a
+    symmetric layer (no per-channel work), else int64 ``[O]`` (or ``[len(channels)]``)."""
+    if not isinstance(layer.zero_point, torch.Tensor):
+        return int(layer.zero_point)
+    zero_points = layer.zero_points
+    return zero_points if channels is None else zero_points[channels]
+
+
+def _pad(layer, x):
+    """A conv layer's input padded with its pad value (``layer.padding`` on every side)."""
+    p = layer.padding
+    return F.pad(x, (p, p, p, p), value=float(layer.pad_value)) if p else x
+
+
 def _requantize_layer(layer, acc, high):
+    zero_point = _zero_point(layer)
+    if isinstance(zero_point, torch.Tensor):
+        zero_point = _channel(layer, zero_point, acc.dim())
     return requantize(acc, _channel(layer, layer.multiplier, acc.dim()),
                       _channel(layer, layer.shift, acc.dim()), layer.relu,
-                      _channel(layer, high, acc.dim()))
+                      _channel(layer, high, acc.dim()), zero_point)
 
 
 def _apply_many(values, faults, width):
@@ -209,7 +233,8 @@ class InjectionEngine:
             m = layer.multiplier.double().view(shape)
             r = ((1 << layer.shift) >> 1).double().view(shape)
             inv = torch.pow(2.0, -layer.shift.double()).view(shape)
-            low = 0.0 if layer.relu else -128.0
+            zero_point = layer.zero_points.double().view(shape)
+            low = zero_point if layer.relu else torch.full_like(zero_point, -128.0)
             high = self.high[k].double().view(shape)
             single = int(fan.max()) * 128 < (1 << 24)
             wt = None if conv else w.T.contiguous().to(
@@ -217,12 +242,13 @@ class InjectionEngine:
 
             def step(x):
                 if conv:
-                    z = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+                    z = F.conv2d(_pad(layer, x), w, stride=layer.stride)
                 elif single:
                     z = (x.flatten(1).float() @ wt).double()
                 else:
                     z = x.flatten(1) @ wt
-                y = torch.floor(((z + b) * m + r) * inv).clamp_(min=low)
+                y = torch.floor(((z + b) * m + r) * inv).add_(zero_point)
+                y = torch.maximum(y, low, out=y)
                 y = torch.minimum(y, high, out=y)
                 if self.reach[k] is not None:
                     y = self.correct_hook(k, y)
@@ -257,9 +283,12 @@ class InjectionEngine:
         acc = _apply_many(self.accs[i].flatten(1)[:, idx], faults, ACC_WIDTH)
         per = max(1, layer.neurons // layer.weight.shape[0])
         channel = idx // per
+        zero_point = _zero_point(layer, channel)
+        if isinstance(zero_point, torch.Tensor):
+            zero_point = zero_point.view(1, -1)
         return requantize(acc, layer.multiplier[channel].view(1, -1),
                           layer.shift[channel].view(1, -1), layer.relu,
-                          self.high[i][channel].view(1, -1))
+                          self.high[i][channel].view(1, -1), zero_point)
 
     def _corrected_values(self, i, idx, values):
         """Corrected outputs a neuron fault alters, at the faulty neuron's position.
@@ -453,6 +482,9 @@ class InjectionEngine:
         bw, sw = span(torch.arange(W), K_w)
         nh, nw = -(-Ho // step), -(-Wo // step)
         ph, pw = sh // step, sw // step
+        # An input row or column no output reads (a strided convolution's remainder) has
+        # no influence; clamp its window into range so the gather stays valid.
+        bh, bw = bh.clamp(max=(nh - 1) * step), bw.clamp(max=(nw - 1) * step)
         # Accumulator windows, laid out [k, k, O, ph, pw] so that pooling is a max over
         # the leading k*k blocks.
         accp = F.pad(acc.to(torch.int32),
@@ -530,8 +562,8 @@ class InjectionEngine:
         shape = layer.weight.shape
         per_fault = max(1, self.max_elements // max(1, y[0].numel() * B))
         if layer.kind == "conv":
-            p = layer.padding
-            padded = F.pad(x, (p, p, p, p)) if p else x
+            padded = _pad(layer, x)
+        zero_points = layer.zero_points
         for start in range(0, len(faults), per_fault):
             chunk = faults[start:start + per_fault]
             y_rows = y.repeat(len(chunk), *([1] * (y.dim() - 1)))
@@ -555,7 +587,7 @@ class InjectionEngine:
                 acc_o = wrap(self.accs[i][:, o] + dz, ACC_WIDTH)
                 y_rows[n * B:(n + 1) * B, o] = requantize(
                     acc_o, layer.multiplier[o], layer.shift[o], layer.relu,
-                    int(self.high[i][o]))
+                    int(self.high[i][o]), int(zero_points[o]))
             self._dense_from_output(i, y_rows, self._rows(slots[start:start + per_fault]),
                                     out)
 

@@ -81,6 +81,12 @@ class IntLayer:
         """Output elements per image before pooling (``O*H*W`` for conv, ``O`` for linear)."""
         return self.weight.shape[0] * math.prod(self.out_hw)
 
+    @property
+    def zero_points(self):
+        """The output zero point of every channel, int64 ``[O]`` (zeros when symmetric)."""
+        return torch.as_tensor(self.zero_point, dtype=torch.int64).expand(
+            self.weight.shape[0]).clone()
+
 
 def _per_channel(t, ndim):
     # Broadcast a per-output-channel vector against [B, O] or [B, O, H, W].

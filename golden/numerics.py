@@ -99,24 +99,37 @@ def requantize(acc, multiplier, shift, relu, high=INT8_MAX, zero_point=0):
 
     Notes
     -----
-    ``(1 << s) >> 1`` is ``2**(s-1)`` for ``s > 0`` and 0 for ``s == 0``, which is the
-    contract's rounding term without a branch. The product of a 32-bit accumulator and a
-    16-bit multiplier plus the rounding term stays below ``2**63`` for every ``s <= 62``
-    on int64 arrays and tensors; Python int arguments are evaluated exactly for every
-    shift, which the hardware tests use for ``s = 63``.
+    ``(((p << 1) >> s) + 1) >> 1`` equals ``(p + 2**(s-1)) >> s`` for ``s > 0`` and ``p``
+    for ``s == 0`` (with ``2p = q 2**s + r``, both are ``floor((q + 1) / 2)``): the
+    contract's rounding without a branch, and without the constant ``1 << 63`` that
+    overflows int64 arrays and tensors at ``s = 63``. ``p << 1`` stays below ``2**63``
+    for a 32-bit accumulator times a 16-bit multiplier.
     """
-    rounding = (1 << shift) >> 1
+    rounded = ((((acc * multiplier) << 1) >> shift) + 1) >> 1
     # relu(v) + z == max(v + z, z): the ReLU clips at the zero point, real value 0.
-    return _clip(((acc * multiplier + rounding) >> shift) + zero_point,
-                 zero_point if relu else -128, high)
+    return _clip(rounded + zero_point, zero_point if relu else -128, high)
 
 
-def lcu(a, b, width=WIDTH):
+def lcu(a, b, width=WIDTH, bit=None):
     """Lightweight Correction Unit of paper 004 (Fig. 3).
 
-    ``y = (a AND b)`` with bit ``width - 2`` (the MSB of the integer part of a
-    non-negative value) cleared. Valid for the halves of a split neuron after ReLU,
-    which both lie in ``[0, 2**(width-2))`` when fault-free.
+    ``y = (a AND b)`` with bit ``bit`` of the ``width``-bit word cleared, by default bit
+    ``width - 2`` (the MSB of the integer part of a non-negative value). Valid for the
+    halves of a split neuron after ReLU, which both lie in ``[0, 2**(width-2))`` when
+    fault-free.
+
+    Parameters
+    ----------
+    a, b : int, numpy.ndarray or torch.Tensor
+        The two halves, signed ``width``-bit values.
+    width : int
+        Operand width.
+    bit : int, optional
+        The bit to clear: ``width - 2`` (default) or ``width - 1``, the wide variant for
+        the halves of a layer with an output zero point (imported asymmetric networks),
+        which are offset-free, saturate at :data:`INT8_MAX` and so lie in
+        ``[0, 2**(width-1))`` when fault-free. Clearing the sign bit of the word gives a
+        non-negative result.
 
     Notes
     -----
@@ -128,7 +141,11 @@ def lcu(a, b, width=WIDTH):
     upstream of a split neuron saturates both halves instead of being wrapped by the
     LCU's bit reset.
     """
-    return (a & b) & ~(1 << (width - 2))
+    if bit is None:
+        bit = width - 2
+    # Re-extend the sign from the width-bit word: clearing its sign bit (bit width - 1)
+    # makes the value non-negative, which the int64 representation only shows this way.
+    return wrap((a & b) & ~(1 << bit), width)
 
 
 def vote_bitwise(a, b, c):

@@ -10,7 +10,11 @@ every analysed image:
    ``dL/dy != 0``. Gradients come from a *straight-through float surrogate* of the
    IntNet (:func:`gradients`), in float64: each layer computes
    ``clamp(relu?(acc * M / 2**s), lo, 127)`` from its float input, and its forward value
-   is replaced by the exact int8 ``y`` (``y_s + (y - y_s).detach()``). The forward pass
+   is replaced by the exact int8 ``y`` (``y_s + (y - y_s).detach()``); with an output
+   zero point ``z`` (imported asymmetric networks) the surrogate is
+   ``clamp(relu?(acc * M / 2**s) + z, lo, 127)`` and a conv pads with its input zero
+   point, so the gradient is zero exactly where the real value ``y - z`` saturates or
+   its ReLU is dead. The forward pass
    therefore reproduces the IntNet bit for bit, and the gradient is that of the real-valued
    requantization at the integer operating point: zero through a dead ReLU, a saturated
    output and a non-maximal element of a max-pool window (torch routes the gradient of a
@@ -119,14 +123,25 @@ def gradients(net, x):
         with torch.no_grad():
             _, y_int = net.layer_step(i, h.detach().round().to(torch.int64))
         weight = layer.weight.double()
-        if layer.kind == "conv":
+        if layer.kind == "conv" and layer.pad_value and layer.padding:
+            z = F.conv2d(F.pad(h, [layer.padding] * 4, value=float(layer.pad_value)), weight,
+                         stride=layer.stride)
+        elif layer.kind == "conv":
             z = F.conv2d(h, weight, stride=layer.stride, padding=layer.padding)
         else:
             z = h.flatten(1) @ weight.T
         shape = (1, -1) + (1,) * (z.dim() - 2)
         scale = (layer.multiplier.double() / torch.pow(2.0, layer.shift.double())).view(shape)
-        y_s = ((z + layer.bias.double().view(shape)) * scale).clamp(
-            0 if layer.relu else _LOW, _HIGH)
+        y_s = (z + layer.bias.double().view(shape)) * scale
+        if isinstance(layer.zero_point, torch.Tensor) or layer.zero_point:
+            # The output zero point (imported asymmetric networks) offsets the value and
+            # the ReLU floor: the surrogate saturates where y - z does.
+            zero_point = torch.as_tensor(layer.zero_point, dtype=torch.float64)
+            zero_point = zero_point.view(shape) if zero_point.dim() else zero_point
+            low = zero_point if layer.relu else torch.tensor(float(_LOW), dtype=torch.float64)
+            y_s = (y_s + zero_point).clamp(low, torch.tensor(float(_HIGH), dtype=torch.float64))
+        else:
+            y_s = y_s.clamp(0 if layer.relu else _LOW, _HIGH)
         y = y_s + (y_int.double() - y_s).detach()
         y.retain_grad()
         outs.append(y)

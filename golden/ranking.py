@@ -321,13 +321,14 @@ def compare_nvf_exact(net, x, k, seed=0, *, nvf_result=None, exact_result=None,
 
 
 def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_PNEU,
-         data_dir=None, progress=None):
-    """Rank the hidden neurons of a checkpoint (the ``neuroharden rank`` job).
+         data_dir=None, dataset=None, progress=None):
+    """Rank the hidden neurons of a network file (the ``neuroharden rank`` job).
 
     Parameters
     ----------
     model_path : str or os.PathLike
-        Checkpoint written by ``neuroharden train``.
+        Any file of :func:`golden.checkpoint.quantize_checkpoint` (checkpoint, hardened
+        network, ``.onnx``, ``QNET.npz``); every method works on the integer network.
     method : str
         One of :data:`METHODS`.
     images : int
@@ -340,6 +341,8 @@ def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_
         Paper 000's pNeu in percent (``activation``).
     data_dir : str, optional
         Dataset directory (default: the one recorded in the checkpoint).
+    dataset : str, optional
+        Image source (:func:`golden.checkpoint.quantize_checkpoint`).
     progress : bool, optional
         tqdm bars; by default only on a terminal.
 
@@ -366,7 +369,7 @@ def rank(model_path, method, *, images=200, seed=0, validate=None, pneu=DEFAULT_
     if not os.path.isfile(model_path):
         raise ValueError(f"{model_path}: no such checkpoint")
     fingerprint = file_sha256(model_path)
-    net, _, _, data = quantize_checkpoint(model_path, data_dir)
+    net, _, _, data = quantize_checkpoint(model_path, data_dir, dataset)
     if images > data.x_train.shape[0]:
         raise ValueError(f"images must be at most {data.x_train.shape[0]} (training "
                          f"images of {data.name}), got {images}")

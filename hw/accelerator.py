@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .contract import (ACT_BUF, ARRAY, BIAS, DONE, GROUP, K_LEN, MULTIPLIER, OUT_BUF, OUT_ROW,
                        OUTPUT_WIDTH, RELU, SHIFT, STATE, STEP, WGT_BUF, WORD_VOTE,
-                       WRITE_SELECT, Y, AcceleratorConfig, State)
+                       WRITE_SELECT, Y, ZERO_POINT, AcceleratorConfig, State)
 from .pe import read_register
 from .protection import ProtectionUnit, index_width
 from .requantizer import BIAS_WIDTH, Requantizer
@@ -21,9 +21,9 @@ class Accelerator(wiring.Component):
 
     ``acc = A @ B`` on a ``rows x cols`` :class:`~hw.systolic_array.SystolicArray`
     (``array``), then per column ``y = requantize(acc + bias, multiplier, shift, relu,
-    high)`` (``requant_{c}``, one :class:`~hw.requantizer.Requantizer` per column), then
-    the :class:`~hw.protection.ProtectionUnit` (``protect``) merges the copies of every
-    protected neuron, and the rows are written to the output buffer.
+    high, zero_point)`` (``requant_{c}``, one :class:`~hw.requantizer.Requantizer` per
+    column), then the :class:`~hw.protection.ProtectionUnit` (``protect``) merges the
+    copies of every protected neuron, and the rows are written to the output buffer.
 
     Its contract, :mod:`hw.contract`, declares the configuration
     (:class:`~hw.contract.AcceleratorConfig`), the load port
@@ -148,11 +148,12 @@ class Accelerator(wiring.Component):
         m.submodules[OUT_BUF] = out_buf
 
         # Loaded state: per-column post-processing parameters, K, the protection map.
-        bias, multiplier, shift, relu = (column_registers(name)
-                                         for name in (BIAS, MULTIPLIER, SHIFT, RELU))
+        bias, multiplier, shift, relu, zero_point = (
+            column_registers(name) for name in (BIAS, MULTIPLIER, SHIFT, RELU, ZERO_POINT))
         k_len = declared[K_LEN].signal()
         loaded = {declared[name].select: registers for name, registers in
-                  ((BIAS, bias), (MULTIPLIER, multiplier), (SHIFT, shift), (RELU, relu))}
+                  ((BIAS, bias), (MULTIPLIER, multiplier), (SHIFT, shift), (RELU, relu),
+                   (ZERO_POINT, zero_point))}
         if self.protect != "none":
             group = loaded[declared[GROUP].select] = column_registers(GROUP)
         if self.protect == "tmr":
@@ -210,8 +211,9 @@ class Accelerator(wiring.Component):
                 requant.multiplier.eq(read_register(multiplier[c])),
                 requant.shift.eq(read_register(shift[c])),
                 requant.relu.eq(read_register(relu[c])),
+                requant.zero_point.eq(read_register(zero_point[c])),
                 # LCU copies saturate at HALF_MAX (numerics.lcu).
-                requant.half.eq(group[c].enable if self.protect == "lcu" else 0),
+                requant.half.eq(group[c].enable & ~group[c].wide if self.protect == "lcu" else 0),
             ]
             with m.If(state == State.DRAIN):
                 m.d.sync += y[c].eq(requant.y)

@@ -40,6 +40,8 @@ Load port (writes only while idle, one per cycle with ``wr_en = 1``):
                                   (:data:`K_LEN`)
 ``word_vote`` (8)     --          ``"tmr"``: bit 0 selects the word-level vote
                                   (:data:`WORD_VOTE`), 0 the bitwise one
+``zero_point`` (9)    ``c``       int8 output zero point, added after the shift
+                                  (:data:`ZERO_POINT`; 0 for symmetric networks)
 ====================  ==========  =====================================================
 
 Writes to a select a configuration lacks (``group`` without protection, ``word_vote``
@@ -62,8 +64,8 @@ from .systolic_array import PE_NAME, flush_cycles
 
 __all__ = [
     "PROTECT", "COPIES", "WRITE_SELECT", "OUTPUT_WIDTH", "ARRAY", "ACT_BUF", "WGT_BUF",
-    "OUT_BUF", "BIAS", "MULTIPLIER", "SHIFT", "RELU", "GROUP", "WORD_VOTE", "K_LEN", "Y",
-    "STATE", "STEP", "DONE", "OUT_ROW", "State", "pe_site", "tile_cycles", "Schedule",
+    "OUT_BUF", "BIAS", "MULTIPLIER", "SHIFT", "RELU", "ZERO_POINT", "GROUP", "WORD_VOTE",
+    "K_LEN", "Y", "STATE", "STEP", "DONE", "OUT_ROW", "State", "pe_site", "tile_cycles", "Schedule",
     "AcceleratorConfig", "pack", "unpack", "row_blocks", "column_chunks",
 ]
 
@@ -73,7 +75,7 @@ PROTECT = ("none", "lcu", "tmr")
 COPIES = {"none": 1, "lcu": 2, "tmr": 3}
 #: ``wr_sel`` code of every loadable buffer and register (the table above).
 WRITE_SELECT = {"act": 0, "wgt": 1, "bias": 2, "multiplier": 3, "shift": 4, "relu": 5,
-                "group": 6, "k": 7, "word_vote": 8}
+                "group": 6, "k": 7, "word_vote": 8, "zero_point": 9}
 #: Width of the int8 outputs.
 OUTPUT_WIDTH = 8
 
@@ -83,6 +85,8 @@ ARRAY = "array"
 ACT_BUF, WGT_BUF, OUT_BUF = "act_buf", "wgt_buf", "out_buf"
 #: Per-column post-processing parameters, loaded.
 BIAS, MULTIPLIER, SHIFT, RELU = "bias_{}", "multiplier_{}", "shift_{}", "relu_{}"
+#: Per-column output zero point, loaded (imported asymmetric networks).
+ZERO_POINT = "zero_point_{}"
 #: The protection map, loaded: per-column group codes and the TMR vote mode.
 GROUP, WORD_VOTE = "group_{}", "word_vote"
 #: The reduction length ``K`` of the loaded tile.
@@ -293,6 +297,7 @@ class AcceleratorConfig:
             Register(MULTIPLIER, "requant", unsigned(MULTIPLIER_WIDTH), select="multiplier"),
             Register(SHIFT, "requant", unsigned(SHIFT_WIDTH), select="shift"),
             Register(RELU, "requant", 1, select="relu"),
+            Register(ZERO_POINT, "requant", signed(OUTPUT_WIDTH), select="zero_point"),
             Register(K_LEN, "control", range(self.k_depth + 1), select="k"),
         ]
         if self.protect != "none":
@@ -321,7 +326,8 @@ class AcceleratorConfig:
                              f"{self.cols} accelerator with k_depth={self.k_depth}")
 
     def load_writes(self, *, activations, weights, bias, multiplier, shift, relu,
-                    lcu_pairs=(), tmr_triples=(), word_vote=False):
+                    zero_point=None, lcu_pairs=(), lcu_wide=None, tmr_triples=(),
+                    word_vote=False):
         """The load-port writes that put one tile into the accelerator.
 
         Parameters
@@ -332,8 +338,13 @@ class AcceleratorConfig:
             ``B``, ``k`` rows of ``n`` values.
         bias, multiplier, shift, relu : sequence of int
             Per-column post-processing parameters, ``n`` each.
+        zero_point : sequence of int, optional
+            Per-column int8 output zero points, ``n``; default zeros.
         lcu_pairs, tmr_triples : sequence of sequence of int
             Tile columns holding the copies of one protected neuron.
+        lcu_wide : sequence of bool, optional
+            Per LCU pair: wide (halves saturate at ``INT8_MAX``, the LCU clears bit 7;
+            :func:`hw.protection.group_layout`); default none.
         word_vote : bool
             The TMR triples use the word-level vote.
 
@@ -364,14 +375,18 @@ class AcceleratorConfig:
                                                    self.width)) for step in range(k)]
         writes += [(WRITE_SELECT["wgt"], step, pack(weights[step], self.width))
                    for step in range(k)]
-        columns = {"bias": bias, "multiplier": multiplier, "shift": shift, "relu": relu}
+        if zero_point is None:
+            zero_point = [0] * n
+        columns = {"bias": bias, "multiplier": multiplier, "shift": shift, "relu": relu,
+                   "zero_point": zero_point}
         columns = {name: [int(value) for value in values] + [0] * (self.cols - n)
                    for name, values in columns.items()}
         if self.protect != "none":
             columns["group"] = [0] * self.cols
-            for c0, c1 in lcu_pairs:
-                columns["group"][c0] = encode_group(self.cols, int(c1))
-                columns["group"][c1] = encode_group(self.cols, int(c0))
+            wide = [False] * len(lcu_pairs) if lcu_wide is None else lcu_wide
+            for (c0, c1), pair_wide in zip(lcu_pairs, wide, strict=True):
+                columns["group"][c0] = encode_group(self.cols, int(c1), wide=pair_wide)
+                columns["group"][c1] = encode_group(self.cols, int(c0), wide=pair_wide)
             for triple in tmr_triples:
                 for index, column in enumerate(triple):
                     first, second = (int(other) for position, other in enumerate(triple)

@@ -1,6 +1,6 @@
 """Lightweight Correction Unit of paper 004 (Fig. 3)."""
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,12 +10,15 @@ __all__ = ["LCU"]
 
 
 class LCU(wiring.Component):
-    """``y = (a AND b)`` with bit ``width - 2`` cleared (combinational).
+    """``y = (a AND b)`` with bit ``width - 2`` cleared, or bit ``width - 1`` when
+    ``wide`` (combinational).
 
     Merges the two halves of a split critical neuron after ReLU: fault-free, both lie in
     ``[0, 2**(width-2))``, so the AND masks any bit a fault set in only one copy, and
-    clearing bit ``width - 2`` masks a fault that set it in both. Equal to
-    :func:`golden.numerics.lcu`.
+    clearing bit ``width - 2`` masks a fault that set it in both. Wide halves (a layer
+    with an output zero point: offset-free values saturated at ``2**(width-1) - 1``)
+    lie in ``[0, 2**(width-1))`` and have the sign bit cleared instead. Equal to
+    :func:`golden.numerics.lcu` (``bit=width - 1`` when ``wide``).
 
     Parameters
     ----------
@@ -26,6 +29,8 @@ class LCU(wiring.Component):
     ----------
     a, b : In(signed(width))
         The two copies.
+    wide : In(1)
+        Clear bit ``width - 1`` instead of bit ``width - 2``.
     y : Out(signed(width))
         The corrected value.
     """
@@ -36,6 +41,7 @@ class LCU(wiring.Component):
         super().__init__({
             "a": In(signed(width)),
             "b": In(signed(width)),
+            "wide": In(1),
             "y": Out(signed(width)),
         })
 
@@ -47,7 +53,8 @@ class LCU(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        mask = ((1 << self.width) - 1) & ~(1 << (self.width - 2))
-        m.d.comb += self.y.eq(self.a & self.b & mask)
+        word = (1 << self.width) - 1
+        narrow, wide = word & ~(1 << (self.width - 2)), word & ~(1 << (self.width - 1))
+        m.d.comb += self.y.eq(self.a & self.b & Mux(self.wide, wide, narrow))
 
         return m

@@ -24,18 +24,25 @@ def group_layout(cols, scheme):
 
     ``enable`` (bit 0) marks the column as a copy; ``first`` (and, for ``"tmr"``,
     ``second``) are the other copies' column indices, each :func:`index_width` bits,
-    packed upwards from bit 1.
+    packed upwards from bit 1. For ``"lcu"``, ``wide`` follows ``first``: the pair holds
+    the offset-free halves of a layer with an output zero point, which saturate at
+    ``INT8_MAX`` instead of ``HALF_MAX`` and whose LCU clears bit 7 instead of bit 6.
     """
     fields = {"enable": 1, "first": index_width(cols)}
     if scheme == "tmr":
         fields["second"] = index_width(cols)
+    else:
+        fields["wide"] = 1
     return data.StructLayout(fields)
 
 
-def encode_group(cols, first, second=0):
-    """The integer code of an enabled column whose other copies are ``first``, ``second``."""
+def encode_group(cols, first, second=0, *, wide=False):
+    """The integer code of an enabled column whose other copies are ``first``, ``second``
+    (TMR), or whose LCU pair is ``wide``."""
+    if second and wide:
+        raise ValueError("A protection group is a wide LCU pair or a TMR triple, not both")
     bits = index_width(cols)
-    return 1 | (first << 1) | (second << (1 + bits))
+    return 1 | (first << 1) | ((second or int(bool(wide))) << (1 + bits))
 
 
 class ProtectionUnit(wiring.Component):
@@ -44,8 +51,8 @@ class ProtectionUnit(wiring.Component):
     Combinational. For each column ``c`` whose ``group[c].enable`` is set:
 
     * ``"lcu"``: ``out[c] = lcu(y[c], y[group[c].first])`` through ``lcu_{c}``
-      (:func:`golden.numerics.lcu`); both columns of a pair name each other, so both
-      receive the merged value;
+      (:func:`golden.numerics.lcu`, clearing bit 7 when ``group[c].wide``); both columns
+      of a pair name each other, so both receive the merged value;
     * ``"tmr"``: ``out[c]`` is the majority of ``y[c]``, ``y[group[c].first]`` and
       ``y[group[c].second]``, bitwise (``vote_{c}``) or word-level (``vote_word_{c}``)
       as ``vote_word`` selects; both votes are symmetric, so the three columns of a
@@ -116,7 +123,8 @@ class ProtectionUnit(wiring.Component):
             group = self.group[c]
             if self.scheme == "lcu":
                 m.submodules[f"lcu_{c}"] = unit = LCU(width=self.width)
-                m.d.comb += [unit.a.eq(self.y[c]), unit.b.eq(self.y[group.first])]
+                m.d.comb += [unit.a.eq(self.y[c]), unit.b.eq(self.y[group.first]),
+                             unit.wide.eq(group.wide)]
                 merged = unit.y
             else:
                 m.submodules[f"vote_{c}"] = bitwise = MajorityVoter(width=self.width)

@@ -1,4 +1,4 @@
-"""Combinational post-processor: bias, fixed-point scaling, ReLU, int8 saturation."""
+"""Combinational post-processor: bias, fixed-point scaling, ReLU, zero point, int8 saturation."""
 
 from amaranth.hdl import Const, Module, Mux, signed, unsigned
 from amaranth.lib import wiring
@@ -14,15 +14,17 @@ BIAS_WIDTH = 32
 
 
 class Requantizer(wiring.Component):
-    """``y = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu, high)``.
+    """``y = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu, high,
+    zero_point)``.
 
-    Bit-exact with :func:`golden.numerics.requantize` for every shift ``0 .. 63``: the
-    biased accumulator wraps at ``acc_width`` bits, then
-    ``sat(relu?((acc * M + 2**(s-1)) >> s))`` with an arithmetic shift and no
-    rounding term when ``s == 0``, saturated to ``[-128 (0 with ReLU), high]`` where
-    ``high`` is ``HALF_MAX`` (63) when ``half`` is set (a copy of a split neuron) and
-    ``INT8_MAX`` (127) otherwise. Internal signals are wide enough that the product and
-    the rounding term never overflow.
+    Bit-exact with :func:`golden.numerics.requantize` for every shift ``0 .. 63`` and
+    zero point: the biased accumulator wraps at ``acc_width`` bits, then
+    ``v = ((acc * M + 2**(s-1)) >> s) + z`` with an arithmetic shift and no rounding
+    term when ``s == 0``, and ``y = min(max(v, low), high)`` with ``low = z`` with ReLU
+    (the ReLU clips at the zero point, real value 0) and ``-128`` without, and ``high``
+    ``HALF_MAX`` (63) when ``half`` is set (a copy of a split neuron), ``INT8_MAX``
+    (127) otherwise. Internal signals are wide enough that the product, the rounding
+    term and the offset never overflow.
 
     Parameters
     ----------
@@ -44,6 +46,8 @@ class Requantizer(wiring.Component):
     half : In(1)
         Saturate at ``HALF_MAX`` instead of ``INT8_MAX`` (the copies of a split neuron,
         see :func:`golden.numerics.lcu`).
+    zero_point : In(signed(8))
+        Output zero point ``z``, added after the shift (0 for symmetric networks).
     y : Out(signed(8))
         The int8 output.
     """
@@ -61,6 +65,7 @@ class Requantizer(wiring.Component):
             "shift": In(unsigned(SHIFT_WIDTH)),
             "relu": In(1),
             "half": In(1),
+            "zero_point": In(signed(8)),
             "y": Out(signed(8)),
         })
 
@@ -77,8 +82,12 @@ class Requantizer(wiring.Component):
         # arithmetic on Values widens the result, so nothing here can overflow.
         rounding = (Const(1, 1) << self.shift) >> 1
         scaled = (biased * self.multiplier + rounding) >> self.shift
-        low = Mux(self.relu, 0, -128)
+        offset = scaled + self.zero_point
+        low = Mux(self.relu, self.zero_point, -128)
         high = Mux(self.half, HALF_MAX, INT8_MAX)
-        m.d.comb += self.y.eq(Mux(scaled > high, high, Mux(scaled < low, low, scaled)))
+        # min(max(v, low), high), in the contract's order: a zero point above ``high``
+        # (possible with ``half``) saturates at ``high``.
+        floored = Mux(offset < low, low, offset)
+        m.d.comb += self.y.eq(Mux(floored > high, high, floored))
 
         return m

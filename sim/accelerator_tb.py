@@ -100,12 +100,13 @@ def tile_writes(tile, config):
     """
     return config.load_writes(activations=tile.activations, weights=tile.weights,
                               bias=tile.bias, multiplier=tile.multiplier, shift=tile.shift,
-                              relu=tile.relu, lcu_pairs=tile.lcu_pairs,
+                              relu=tile.relu, zero_point=tile.zero_point,
+                              lcu_pairs=tile.lcu_pairs, lcu_wide=tile.lcu_wide,
                               tmr_triples=tile.tmr_triples, word_vote=tile.vote_mode == "word")
 
 
 def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwise", relu=None,
-                identical_copies=False, nonnegative=False):
+                identical_copies=False, nonnegative=False, zero_point=None, lcu_wide=None):
     """A random tile whose outputs spread over the int8 range.
 
     Parameters
@@ -114,7 +115,7 @@ def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwis
         Source of randomness.
     m, k, n : int
         Output rows, reduction length, output columns.
-    lcu_pairs, tmr_triples, vote_mode
+    lcu_pairs, tmr_triples, vote_mode, lcu_wide
         Protection map, as in :class:`sim.tile.Tile`.
     relu : bool, optional
         ReLU on every column; random per column when None.
@@ -124,6 +125,9 @@ def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwis
     nonnegative : bool
         Activations in ``[0, 127]`` (post-ReLU inputs) and non-negative weights and
         biases, so every accumulator is non-negative.
+    zero_point : array-like, optional
+        ``[n]`` output zero points (default zeros; taken as given, so the random draws
+        are those of a tile without zero points).
     """
     low = 0 if nonnegative else -128
     weights = rng.integers(low, 128, (k, n))
@@ -139,8 +143,8 @@ def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwis
                 for values in (bias, multiplier, shift, relu):
                     values[column] = values[group[0]]
     return Tile(activations=rng.integers(low, 128, (m, k)), weights=weights, bias=bias,
-                multiplier=multiplier, shift=shift, relu=relu,
-                lcu_pairs=np.reshape(lcu_pairs, (-1, 2)),
+                multiplier=multiplier, shift=shift, relu=relu, zero_point=zero_point,
+                lcu_pairs=np.reshape(lcu_pairs, (-1, 2)), lcu_wide=lcu_wide,
                 tmr_triples=np.reshape(tmr_triples, (-1, 3)), vote_mode=vote_mode)
 
 

@@ -21,6 +21,15 @@ from .runner import SIMULATORS
 
 __all__ = ["gemm", "run_rtl", "sites", "campaign"]
 
+#: Files ``--model`` takes (golden.checkpoint reads them; not imported here, it loads
+#: torch, and ``--help`` stays fast).
+MODEL_FILES = ("MODEL.pt (neuroharden train), HARDENED.pt (neuroharden harden), a quantized "
+               "MODEL.onnx or QNET.npz (neuroharden import)")
+#: Help of ``--dataset`` (checked by golden.datasets.load_dataset).
+IMAGE_SOURCE = ("Image source, a dataset of `neuroharden train --dataset`: for an imported "
+                ".onnx / .npz network (default digits; its input shape must match), for a "
+                "checkpoint instead of its own.")
+
 
 def _load_operand(path, name):
     import numpy as np
@@ -99,17 +108,18 @@ def gemm(a_path, b_path, output, rows, cols, sim, as_json):
 
 @click.command("run-rtl")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint (MODEL.pt) or hardened network (HARDENED.pt).")
+              help=f"Network file: {MODEL_FILES}.")
 @click.option("--images", default=8, show_default=True, type=int,
               help="First test images of the model's dataset to run.")
 @click.option("--rows", default=8, show_default=True, type=int, help="Array rows.")
 @click.option("--cols", default=8, show_default=True, type=int, help="Array columns.")
 @click.option("--sim", default="verilator", show_default=True,
               help=f"Simulator: {' or '.join(SIMULATORS)}.")
+@click.option("--dataset", metavar="NAME", default=None, help=IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def run_rtl(model_path, images, rows, cols, sim, data_dir, as_json):
+def run_rtl(model_path, images, rows, cols, sim, dataset, data_dir, as_json):
     """Run whole inferences on the RTL accelerator and compare with the golden model.
 
     Every conv and fc layer runs on a generated ROWS x COLS accelerator (operand buffers
@@ -125,7 +135,7 @@ def run_rtl(model_path, images, rows, cols, sim, data_dir, as_json):
         raise click.ClickException(f"--images must be a positive integer, not {images}")
     try:
         summary = run_checkpoint(model_path, images=images, rows=rows, cols=cols, sim=sim,
-                                 data_dir=data_dir)
+                                 data_dir=data_dir, dataset=dataset)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
     if as_json:
@@ -244,7 +254,7 @@ _MODEL_ONLY = ("target", "bits", "bit_positions")
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train`.")
+              help=f"Network file: {MODEL_FILES}.")
 @click.option("--level", type=click.Choice(["model", "rtl"]), default="model",
               show_default=True,
               help="Injection level: the integer model, or the RTL accelerator (cross-layer: "
@@ -273,6 +283,7 @@ _MODEL_ONLY = ("target", "bits", "bit_positions")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler.")
 @click.option("--chunk", type=click.IntRange(min=1), default=128, show_default=True,
               help="Faults per task and per database commit.")
+@click.option("--dataset", metavar="NAME", default=None, help=IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -287,7 +298,7 @@ _MODEL_ONLY = ("target", "bits", "bit_positions")
 @click.pass_context
 def campaign(ctx, model_path, level, fault_model, target, bits, bit_positions, layers,
              confidence, margin, faults, seed, images, db_path, workers, scheduler, chunk,
-             data_dir, as_json, sim, sites, rows, cols):
+             dataset, data_dir, as_json, sim, sites, rows, cols):
     """Statistical fault-injection campaign on the int8 model or the RTL accelerator.
 
     Resumable (SQLite). With --level rtl every fault is injected into the RTL tile that
@@ -320,7 +331,8 @@ def campaign(ctx, model_path, level, fault_model, target, bits, bit_positions, l
                       layers=[t.strip() for t in layers.split(",") if t.strip()]
                       if layers else None, confidence=confidence, margin=margin,
                       faults=faults, seed=seed, db_path=db_path, workers=workers,
-                      scheduler=scheduler, chunk=chunk, data_dir=data_dir, **options)
+                      scheduler=scheduler, chunk=chunk, data_dir=data_dir, dataset=dataset,
+                      **options)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     if as_json:

@@ -11,7 +11,8 @@ Mapping of every conv / linear layer onto tiles (:class:`sim.tile.Tile`):
 * **Matrix form.** A linear layer is ``X [B, I] @ W.T``. A convolution is lowered by
   im2col on the host: one matrix row per (image, output pixel), image-major then
   row-major over the output pixels, holding the ``I * kh * kw`` input values under the
-  kernel (zero padding applied on the host), in the order of ``weight.reshape(O, -1)``
+  kernel (padding applied on the host, with the layer's pad value: 0, or the input zero
+  point of an imported asymmetric network), in the order of ``weight.reshape(O, -1)``
   (input channel, kernel row, kernel column). Output channels become matrix columns.
 * **Rows.** The matrix is cut into blocks of ``rows`` consecutive rows; the last block
   may be shorter (:func:`hw.contract.row_blocks`).
@@ -60,6 +61,9 @@ __all__ = ["PROGRAM_FORMAT", "CompiledLayer", "Placement", "Program", "k_depth_o
 PROGRAM_FORMAT = "neuroharden-program-1"
 
 _LAYER_KINDS = ("conv", "linear")
+#: Per-layer arrays of a program archive, ``{field}_{i}``.
+_LAYER_ARRAYS = ("weight", "bias", "multiplier", "shift", "zero_point", "pad_value", "lcu",
+                 "lcu_wide", "tmr", "read")
 
 
 def _positive(name, value):
@@ -99,11 +103,17 @@ class CompiledLayer:
         protected neurons included.
     bias, multiplier, shift : numpy.ndarray
         int64 ``[O]``.
+    zero_point : numpy.ndarray
+        int64 ``[O]``: output zero points (zeros for symmetric networks).
     relu : bool
     stride, padding, pool : int
+    pad_value : int
+        What a convolution pads its input with (:attr:`golden.intmodel.IntLayer.pad_value`).
     flatten : bool
     lcu, tmr : numpy.ndarray
         int64 ``[P, 2]`` and ``[T, 3]``: channel groups of protected copies.
+    lcu_wide : numpy.ndarray
+        bool ``[P]``: wide LCU pairs (:attr:`golden.hardened.LayerProtection.wide`).
     read : numpy.ndarray
         int64: channels the next layer reads, in order.
     vote_mode : str
@@ -118,12 +128,15 @@ class CompiledLayer:
     bias: np.ndarray
     multiplier: np.ndarray
     shift: np.ndarray
+    zero_point: np.ndarray
     relu: bool
     stride: int
     padding: int
+    pad_value: int
     pool: int
     flatten: bool
     lcu: np.ndarray
+    lcu_wide: np.ndarray
     tmr: np.ndarray
     read: np.ndarray
     vote_mode: str
@@ -153,7 +166,7 @@ class CompiledLayer:
             raise ValueError(f"layer {self.name} takes [B, {channels}, H, W] inputs, "
                              f"not {list(x.shape)}")
         p, s = self.padding, self.stride
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.pad_value)
         if padded.shape[2] < kh or padded.shape[3] < kw:
             raise ValueError(f"layer {self.name}: input {list(x.shape[2:])} is smaller than "
                              f"its {kh}x{kw} kernel")
@@ -192,8 +205,11 @@ class CompiledLayer:
                 tile = Tile(activations=matrix[block], weights=weights[:, chunk],
                             bias=self.bias[chunk], multiplier=self.multiplier[chunk],
                             shift=self.shift[chunk], relu=np.full(len(chunk), self.relu),
+                            zero_point=self.zero_point[chunk],
                             lcu_pairs=np.asarray(local(self.lcu, where),
                                                  dtype=np.int64).reshape(-1, 2),
+                            lcu_wide=[wide for pair, wide in zip(self.lcu, self.lcu_wide)
+                                      if int(pair[0]) in where],
                             tmr_triples=np.asarray(local(self.tmr, where),
                                                    dtype=np.int64).reshape(-1, 3),
                             vote_mode=self.vote_mode)
@@ -300,13 +316,14 @@ class Program:
                   "scalars": np.array([[layer.relu, layer.stride, layer.padding, layer.pool,
                                         layer.flatten] for layer in self.layers], np.int64)}
         for i, layer in enumerate(self.layers):
-            for field in ("weight", "bias", "multiplier", "shift", "lcu", "tmr", "read"):
+            for field in _LAYER_ARRAYS:
                 arrays[f"{field}_{i}"] = np.asarray(getattr(layer, field), np.int64)
         np.savez(path, **arrays)
 
 
-def _compile_layer(*, name, kind, weight, bias, multiplier, shift, relu, stride, padding,
-                   pool, flatten, lcu, tmr, read, vote_mode, cols):
+def _compile_layer(*, name, kind, weight, bias, multiplier, shift, zero_point, relu, stride,
+                   padding, pad_value, pool, flatten, lcu, lcu_wide, tmr, read, vote_mode,
+                   cols):
     if kind not in _LAYER_KINDS:
         raise ValueError(f"layer {name}: unknown kind {kind!r}")
     if vote_mode not in VOTE_MODES:
@@ -314,6 +331,10 @@ def _compile_layer(*, name, kind, weight, bias, multiplier, shift, relu, stride,
     weight = np.asarray(weight, dtype=np.int64)
     channels = weight.shape[0]
     lcu = np.asarray(lcu, dtype=np.int64).reshape(-1, 2)
+    lcu_wide = np.asarray(lcu_wide, dtype=bool).reshape(-1)
+    if lcu_wide.size != len(lcu):
+        raise ValueError(f"layer {name}: one wide flag per LCU pair ({len(lcu)}), "
+                         f"not {lcu_wide.size}")
     tmr = np.asarray(tmr, dtype=np.int64).reshape(-1, 3)
     read = np.asarray(read, dtype=np.int64).reshape(-1)
     members = np.concatenate([lcu.reshape(-1), tmr.reshape(-1)])
@@ -322,11 +343,20 @@ def _compile_layer(*, name, kind, weight, bias, multiplier, shift, relu, stride,
             raise ValueError(f"layer {name}: {what} must name channels in [0, {channels})")
     if np.unique(members).size != members.size:
         raise ValueError(f"layer {name}: a channel belongs to more than one protection group")
+    zero_point = np.broadcast_to(np.asarray(zero_point, np.int64), (channels,)).copy()
+    pad_value = np.asarray(pad_value, np.int64)
+    if pad_value.size != 1:
+        raise ValueError(f"layer {name}: the pad value must be one value, not {pad_value.size}")
+    for what, values in (("zero points", zero_point), ("pad value", pad_value)):
+        if values.min() < -128 or values.max() > 127:
+            raise ValueError(f"layer {name}: {what} must be int8 values")
     return CompiledLayer(
         name=name, kind=kind, weight=weight, bias=np.asarray(bias, np.int64),
         multiplier=np.asarray(multiplier, np.int64), shift=np.asarray(shift, np.int64),
-        relu=bool(relu), stride=int(stride), padding=int(padding), pool=int(pool),
-        flatten=bool(flatten), lcu=lcu, tmr=tmr, read=read, vote_mode=vote_mode,
+        zero_point=zero_point, relu=bool(relu), stride=int(stride), padding=int(padding),
+        pad_value=int(pad_value.reshape(-1)[0]), pool=int(pool),
+        flatten=bool(flatten), lcu=lcu, lcu_wide=lcu_wide, tmr=tmr, read=read,
+        vote_mode=vote_mode,
         chunks=tuple(np.asarray(chunk, dtype=np.int64)
                      for chunk in column_chunks(channels, [*lcu, *tmr], cols)))
 
@@ -392,9 +422,12 @@ def compile_network(net, *, rows, cols, k_depth=None):
         layers.append(_compile_layer(
             name=layer.name, kind=layer.kind, weight=layer.weight.numpy(),
             bias=layer.bias.numpy(), multiplier=layer.multiplier.numpy(),
-            shift=layer.shift.numpy(), relu=layer.relu, stride=layer.stride,
-            padding=layer.padding, pool=layer.pool, flatten=layer.flatten,
+            shift=layer.shift.numpy(), zero_point=layer.zero_points.numpy(),
+            relu=layer.relu, stride=layer.stride, padding=layer.padding,
+            pad_value=np.asarray(layer.pad_value), pool=layer.pool,
+            flatten=layer.flatten,
             lcu=protection.lcu.numpy() if hardened else np.zeros((0, 2)),
+            lcu_wide=protection.wide.numpy() if hardened else np.zeros(0, bool),
             tmr=protection.tmr.numpy() if hardened else np.zeros((0, 3)),
             read=protection.read.numpy() if hardened else np.arange(channels),
             vote_mode=net.voter if hardened else VOTE_MODES[0], cols=cols))
@@ -426,8 +459,7 @@ def load_program(path):
             layers.append(_compile_layer(
                 name=str(name), kind=str(kind), vote_mode=str(vote_mode), relu=relu,
                 stride=stride, padding=padding, pool=pool, flatten=flatten, cols=cols,
-                **{field: data[f"{field}_{i}"] for field in
-                   ("weight", "bias", "multiplier", "shift", "lcu", "tmr", "read")}))
+                **{field: data[f"{field}_{i}"] for field in _LAYER_ARRAYS}))
         return _program(layers, rows=rows, cols=cols, k_depth=k_depth,
                         input_shape=data["input_shape"])
     except KeyError as error:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from neuroharden.golden.campaign import CampaignDefinition, file_sha256, run
-from neuroharden.golden.checkpoint import quantize_checkpoint
+from neuroharden.golden.checkpoint import dataset_field, quantize_checkpoint
 from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.executor import make_executor
 from neuroharden.golden.outcomes import classify
@@ -184,6 +184,10 @@ def _program_sha256(program):
         for array in (layer.weight, layer.bias, layer.multiplier, layer.shift, layer.lcu,
                       layer.tmr, layer.read):
             digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        # Zero points only where there are any, so symmetric programs keep their identity.
+        if layer.zero_point.any() or layer.pad_value:
+            for array in (layer.zero_point, [layer.pad_value]):
+                digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
         digest.update(f"{layer.name}{layer.relu}{layer.pool}{layer.vote_mode}".encode())
     return digest.hexdigest()
 
@@ -191,7 +195,7 @@ def _program_sha256(program):
 def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, layers=None,
                          confidence=0.95, margin=0.01, faults=None, seed=0, db_path,
                          rows=8, cols=8, sim="verilator", workers=1, scheduler=None,
-                         chunk=128, progress=None, model_sha256=None,
+                         chunk=128, progress=None, model_sha256=None, identity=None,
                          build_root=DEFAULT_BUILD_ROOT):
     """Run (or resume) an RTL campaign on an integer network and return its summary.
 
@@ -229,6 +233,9 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
     model_sha256 : str, optional
         Identity of the network in the campaign definition (default: a hash of the
         compiled program).
+    identity : dict, optional
+        More entries of the campaign definition (the dataset of an imported network,
+        :func:`golden.checkpoint.dataset_field`).
     build_root : path-like
 
     Returns
@@ -256,7 +263,7 @@ def run_network_campaign(net, x, labels, *, fault_model="bitflip", sites=None, l
                                                                  margin)
     definition = CampaignDefinition(
         level="rtl", faults=n, seed=seed, images=len(x_np), population=len(space),
-        fields={"model_sha256": model_sha256 or _program_sha256(program),
+        fields={**(identity or {}), "model_sha256": model_sha256 or _program_sha256(program),
                 "fault_model": fault_model,
                 "sites": sites if sites is None or isinstance(sites, str) else list(sites),
                 "layers": space.layers, "rows": program.rows, "cols": program.cols,
@@ -341,17 +348,22 @@ def _jobs(space, faults, chunk, layers):
     return jobs + [job] if job else jobs
 
 
-def run_rtl_campaign(model_path, *, images=DEFAULT_IMAGES, data_dir=None, **options):
-    """:func:`run_network_campaign` on a checkpoint's first ``images`` test images.
+def run_rtl_campaign(model_path, *, images=DEFAULT_IMAGES, data_dir=None, dataset=None,
+                     **options):
+    """:func:`run_network_campaign` on a network file's first ``images`` test images.
 
     Parameters
     ----------
     model_path : str
-        ``MODEL.pt`` (quantized as ``neuroharden eval`` does) or ``HARDENED.pt``.
+        ``MODEL.pt`` (quantized as ``neuroharden eval`` does), ``HARDENED.pt``, a
+        quantized ``.onnx`` or a ``QNET.npz``
+        (:func:`golden.checkpoint.quantize_checkpoint`).
     images : int
         First test images of the model's dataset.
     data_dir : str, optional
         Dataset directory (default: the one used for training).
+    dataset : str, optional
+        Image source (default: the checkpoint's; ``digits`` for an imported network).
     **options
         Keyword arguments of :func:`run_network_campaign`.
     """
@@ -359,9 +371,10 @@ def run_rtl_campaign(model_path, *, images=DEFAULT_IMAGES, data_dir=None, **opti
         raise ValueError(f"{model_path}: no such checkpoint")
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")
-    net, _, _, data = quantize_checkpoint(model_path, data_dir)
+    net, _, _, data = quantize_checkpoint(model_path, data_dir, dataset)
     if images > len(data.x_test):
         raise ValueError(f"--images {images} exceeds the {len(data.x_test)} test images")
     x = net.quantize_input(data.x_test[:images])
     return run_network_campaign(net, x, data.y_test[:images],
-                                model_sha256=file_sha256(model_path), **options)
+                                model_sha256=file_sha256(model_path),
+                                identity=dataset_field(model_path, dataset, data), **options)

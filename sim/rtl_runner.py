@@ -44,7 +44,7 @@ __all__ = ["DRIVERS", "FaultResults", "save_tile", "load_tile", "accelerator_des
 DRIVERS = ("fast", "naive")
 
 _TILE_FIELDS = ("activations", "weights", "bias", "multiplier", "shift", "relu",
-                "lcu_pairs", "tmr_triples")
+                "zero_point", "lcu_pairs", "lcu_wide", "tmr_triples")
 
 
 def save_tile(path, tile):

@@ -64,7 +64,7 @@ def run_program(program, x, *, sim="verilator", build_root=DEFAULT_BUILD_ROOT):
 
 
 def run_checkpoint(model_path, *, images=8, rows=8, cols=8, sim="verilator", data_dir=None,
-                   build_root=DEFAULT_BUILD_ROOT):
+                   dataset=None, build_root=DEFAULT_BUILD_ROOT):
     """Run a network's first test images on the RTL accelerator and compare with golden.
 
     Every conv and fc layer runs on a generated ``rows`` x ``cols`` accelerator (operand
@@ -74,8 +74,9 @@ def run_checkpoint(model_path, *, images=8, rows=8, cols=8, sim="verilator", dat
     Parameters
     ----------
     model_path : str or os.PathLike
-        Checkpoint (MODEL.pt, quantized as ``neuroharden eval`` does) or hardened
-        network (HARDENED.pt).
+        Checkpoint (MODEL.pt, quantized as ``neuroharden eval`` does), hardened
+        network (HARDENED.pt), quantized ``.onnx`` or ``QNET.npz``
+        (:func:`golden.checkpoint.quantize_checkpoint`).
     images : int
         First test images of the model's dataset to run.
     rows, cols : int
@@ -83,6 +84,8 @@ def run_checkpoint(model_path, *, images=8, rows=8, cols=8, sim="verilator", dat
     sim : {"verilator", "icarus"}
     data_dir : str, optional
         Dataset directory (default: the one used for training).
+    dataset : str, optional
+        Image source (default: the checkpoint's; ``digits`` for an imported network).
     build_root : path-like
         Where builds are cached.
 
@@ -107,7 +110,7 @@ def run_checkpoint(model_path, *, images=8, rows=8, cols=8, sim="verilator", dat
         raise ValueError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
     if not isinstance(images, int) or images < 1:
         raise ValueError(f"images must be a positive integer, not {images!r}")
-    net, _, metadata, data = quantize_checkpoint(model_path, data_dir)
+    net, _, metadata, data = quantize_checkpoint(model_path, data_dir, dataset)
     program = compile_network(net, rows=rows, cols=cols)
     if images > len(data.x_test):
         raise ValueError(f"--images {images} exceeds the {len(data.x_test)} test images "

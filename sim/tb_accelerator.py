@@ -31,9 +31,11 @@ async def started_tb(dut):
 
 
 def protection_groups(config, n):
-    """Protection map of an ``n``-column tile for this build: two groups if they fit."""
+    """Protection map of an ``n``-column tile for this build: two groups if they fit (LCU:
+    a narrow pair and a wide one)."""
     if config.protect == "lcu":
-        return {"lcu_pairs": [[0, n - 1], [1, n - 2]][:n // 2]}
+        return {"lcu_pairs": [[0, n - 1], [1, n - 2]][:n // 2],
+                "lcu_wide": [False, True][:n // 2]}
     if config.protect == "tmr":
         return {"tmr_triples": [[n - 1, 0, n // 2]]}
     return {}

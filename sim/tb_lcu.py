@@ -7,8 +7,9 @@ from neuroharden.golden.numerics import lcu, wrap
 from .runner import tb_config
 
 
-async def apply(dut, a, b, width):
+async def apply(dut, a, b, width, wide=0):
     mask = (1 << width) - 1
+    dut.wide.value = wide
     dut.a.value = a & mask
     dut.b.value = b & mask
     await Timer(1, unit="ns")
@@ -24,6 +25,17 @@ async def every_input_pair(dut):
         for b in values:
             got = await apply(dut, a, b, width)
             assert got == lcu(a, b, width), (a, b, got)
+
+
+@cocotb.test()
+async def every_input_pair_wide(dut):
+    """All pairs again with ``wide``: the sign bit is cleared instead (``bit=width - 1``)."""
+    width = tb_config()["width"]
+    values = range(-(1 << (width - 1)), 1 << (width - 1))
+    for a in values:
+        for b in values:
+            got = await apply(dut, a, b, width, wide=1)
+            assert got == lcu(a, b, width, bit=width - 1), (a, b, got)
 
 
 @cocotb.test()

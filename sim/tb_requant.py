@@ -9,7 +9,7 @@ from neuroharden.golden.numerics import HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIE
 from .runner import tb_config
 
 
-async def apply(dut, acc, bias, multiplier, shift, relu, half=False):
+async def apply(dut, acc, bias, multiplier, shift, relu, half=False, zero_point=0):
     acc_width = tb_config()["acc_width"]
     dut.acc.value = acc & ((1 << acc_width) - 1)
     dut.bias.value = bias & 0xFFFFFFFF
@@ -17,13 +17,14 @@ async def apply(dut, acc, bias, multiplier, shift, relu, half=False):
     dut.shift.value = shift
     dut.relu.value = int(relu)
     dut.half.value = int(half)
+    dut.zero_point.value = zero_point & 0xFF
     await Timer(1, unit="ns")
     return dut.y.value.to_signed()
 
 
-def expected(acc, bias, multiplier, shift, relu, half=False):
+def expected(acc, bias, multiplier, shift, relu, half=False, zero_point=0):
     return requantize(add_bias(acc, bias, tb_config()["acc_width"]), multiplier, shift, relu,
-                      HALF_MAX if half else INT8_MAX)
+                      HALF_MAX if half else INT8_MAX, zero_point)
 
 
 async def check(dut, case):
@@ -75,4 +76,21 @@ async def half_ceiling(dut):
         case = (rng.randint(-(1 << 16), 1 << 16), rng.randint(-1000, 1000),
                 rng.randint(0, (1 << MULTIPLIER_WIDTH) - 1), rng.randint(0, 20),
                 rng.random() < 0.5, True)
+        await check(dut, case)
+
+
+@cocotb.test()
+async def zero_points(dut):
+    """Output zero points (imported asymmetric networks): added after the shift, ReLU
+    clipping at them, with both ceilings; the extremes and random values."""
+    rng = random.Random(9)
+    for zero_point in (-128, -127, -1, 1, 64, 127):
+        for acc in (-(1 << 16), -300, -129, -1, 0, 1, 126, 300, 1 << 16):
+            for relu in (False, True):
+                for half in (False, True):
+                    await check(dut, (acc, 0, 1, 0, relu, half, zero_point))
+    for _ in range(1000):
+        case = (rng.randint(-(1 << 16), 1 << 16), rng.randint(-1000, 1000),
+                rng.randint(0, (1 << MULTIPLIER_WIDTH) - 1), rng.randint(8, 20),
+                rng.random() < 0.5, rng.random() < 0.3, rng.randint(-128, 127))
         await check(dut, case)

@@ -4,10 +4,12 @@ A tile is an int8 matrix product on the output-stationary array followed by the
 post-processor and the protection unit::
 
     acc[r, c] = wrap(sum_k activations[r, k] * weights[k, c] + bias[c])
-    y[r, c]   = requantize(acc[r, c], multiplier[c], shift[c], relu[c], high[c])
+    y[r, c]   = requantize(acc[r, c], multiplier[c], shift[c], relu[c], high[c],
+                           zero_point[c])
 
 with ``high[c] = HALF_MAX`` on the columns that hold a copy of a split neuron and
-``INT8_MAX`` elsewhere; then every LCU pair ``(c0, c1)`` writes ``lcu(y[:, c0], y[:, c1])``
+``INT8_MAX`` elsewhere and ``zero_point[c]`` the column's output zero point (0 for
+symmetric networks); then every LCU pair ``(c0, c1)`` writes ``lcu(y[:, c0], y[:, c1])``
 into both of its columns, and every TMR triple writes the majority of its three columns
 into all three. Array row ``r`` computes output row ``r`` (an image, or one output pixel
 of a convolution after im2col); array column ``c`` computes output channel ``c``.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neuroharden.golden.numerics import (ACC_WIDTH, HALF_MAX, INT8_MAX, MAX_SHIFT, MULTIPLIER_WIDTH,
-                             add_bias, lcu, requantize, vote_bitwise, vote_word)
+                             WIDTH, add_bias, lcu, requantize, vote_bitwise, vote_word)
 
 __all__ = ["Tile", "reference", "postprocess", "VOTE_MODES"]
 
@@ -48,8 +50,14 @@ class Tile:
         ``[n]`` shifts in ``[0, MAX_SHIFT]``.
     relu : numpy.ndarray
         bool ``[n]``.
+    zero_point : numpy.ndarray, optional
+        ``[n]`` int8 output zero points (imported asymmetric networks); default zeros.
     lcu_pairs : numpy.ndarray
         int ``[P, 2]``: column pairs holding the two copies of a split neuron.
+    lcu_wide : numpy.ndarray, optional
+        bool ``[P]``: wide pairs (offset-free halves of a layer with a zero point, see
+        :attr:`golden.hardened.LayerProtection.wide`): they saturate at ``INT8_MAX`` and
+        the LCU clears bit 7; default none.
     tmr_triples : numpy.ndarray
         int ``[T, 3]``: column triples holding the three copies of a triplicated neuron.
     vote_mode : str
@@ -68,7 +76,9 @@ class Tile:
     multiplier: np.ndarray
     shift: np.ndarray
     relu: np.ndarray
+    zero_point: np.ndarray = None
     lcu_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    lcu_wide: np.ndarray = None
     tmr_triples: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
     vote_mode: str = "bitwise"
 
@@ -89,8 +99,11 @@ class Tile:
         columns = {}
         for name, low, high in (("bias", -(1 << 31), (1 << 31) - 1),
                                 ("multiplier", 0, (1 << MULTIPLIER_WIDTH) - 1),
-                                ("shift", 0, MAX_SHIFT), ("relu", 0, 1)):
-            values = np.asarray(getattr(self, name)).astype(np.int64).reshape(-1)
+                                ("shift", 0, MAX_SHIFT), ("relu", 0, 1),
+                                ("zero_point", -128, INT8_MAX)):
+            given = getattr(self, name)
+            values = np.asarray(np.zeros(n) if given is None else given
+                                ).astype(np.int64).reshape(-1)
             if values.shape != (n,):
                 raise ValueError(f"Tile {name} must hold one value per column ({n}), "
                                  f"not {values.size}")
@@ -113,6 +126,8 @@ class Tile:
             object.__setattr__(self, name, values)
         object.__setattr__(self, "relu", columns["relu"].astype(bool))
         object.__setattr__(self, "lcu_pairs", pairs)
+        wide = np.zeros(len(pairs), bool) if self.lcu_wide is None else self.lcu_wide
+        object.__setattr__(self, "lcu_wide", np.asarray(wide, bool).reshape(len(pairs)))
         object.__setattr__(self, "tmr_triples", triples)
 
     @property
@@ -123,9 +138,10 @@ class Tile:
 
     @property
     def high(self):
-        """Per-column saturation ceiling: ``HALF_MAX`` on LCU copies, else ``INT8_MAX``."""
+        """Per-column saturation ceiling: ``HALF_MAX`` on the copies of a pair that is not
+        wide, else ``INT8_MAX``."""
         ceiling = np.full(self.shape[2], INT8_MAX, dtype=np.int64)
-        ceiling[self.lcu_pairs.reshape(-1)] = HALF_MAX
+        ceiling[self.lcu_pairs[~self.lcu_wide].reshape(-1)] = HALF_MAX
         return ceiling
 
 
@@ -174,11 +190,11 @@ def postprocess(tile, product, acc_width=ACC_WIDTH):
     product = np.asarray(product)
     bias = tile.bias.astype(object) if product.dtype == object else tile.bias
     acc = np.asarray(add_bias(product, bias, acc_width), dtype=np.int64)
-    y = requantize(acc, tile.multiplier, tile.shift, True, tile.high)
+    y = requantize(acc, tile.multiplier, tile.shift, True, tile.high, tile.zero_point)
     y = np.where(tile.relu, y, requantize(acc, tile.multiplier, tile.shift, False,
-                                          tile.high))
-    for c0, c1 in tile.lcu_pairs:
-        y[:, c0] = y[:, c1] = lcu(y[:, c0], y[:, c1])
+                                          tile.high, tile.zero_point))
+    for (c0, c1), wide in zip(tile.lcu_pairs, tile.lcu_wide):
+        y[:, c0] = y[:, c1] = lcu(y[:, c0], y[:, c1], bit=WIDTH - 1 if wide else None)
     vote = vote_bitwise if tile.vote_mode == "bitwise" else vote_word
     for c0, c1, c2 in tile.tmr_triples:
         y[:, c0] = y[:, c1] = y[:, c2] = vote(y[:, c0], y[:, c1], y[:, c2])

@@ -246,7 +246,8 @@ def prove(as_json, names):
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint written by `neuroharden train` (MODEL.pt).")
+              help="Network file: MODEL.pt (neuroharden train), a quantized MODEL.onnx or "
+                   "QNET.npz (neuroharden import); not a hardened one.")
 @click.option("--critical", "critical_path", type=click.Path(dir_okay=False), required=True,
               help="Neuron ranking of that model (CRITICAL.json).")
 @click.option("--threshold", type=float, default=None,
@@ -261,11 +262,15 @@ def prove(as_json, names):
 @click.option("--no-area", is_flag=True, help="Skip synthesis (execution cost only).")
 @click.option("--cache-dir", default="build/synth-cache", show_default=True,
               type=click.Path(file_okay=False), help="Synthesis result cache directory.")
+@click.option("--dataset", metavar="NAME", default=None,
+              help="Image source, a dataset of `neuroharden train --dataset`, that an "
+                   "imported .onnx / .npz network's input shape must match (default "
+                   "digits).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def cost(model_path, critical_path, threshold, fraction, rows, cols, target, no_area,
-         cache_dir, data_dir, as_json):
+         cache_dir, dataset, data_dir, as_json):
     """Cost of LCU and of selective TMR at one selection: neurons, MACs, cycles, memory, area.
 
     Hardens the model both ways (nothing is written), counts the execution cost per
@@ -281,7 +286,7 @@ def cost(model_path, critical_path, threshold, fraction, rows, cols, target, no_
     if (threshold is None) == (fraction is None):
         raise click.ClickException("give exactly one of --threshold and --fraction")
     try:
-        net, _, _, _ = quantize_checkpoint(model_path, data_dir)
+        net, _, _, _ = quantize_checkpoint(model_path, data_dir, dataset)
         if hasattr(net, "protection"):
             raise ValueError(f"{model_path}: is a hardened network; give the original "
                              f"model checkpoint")

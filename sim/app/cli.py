@@ -23,6 +23,7 @@ COMMANDS = {
     "generate": "neuroharden.hw.cli:generate",
     "train": "neuroharden.golden.cli:train",
     "eval": "neuroharden.golden.cli:evaluate",
+    "crosscheck": "neuroharden.golden.cli:crosscheck",
     "export": "neuroharden.golden.cli:export",
     "import": "neuroharden.golden.cli:import_onnx",
     "sample-size": "neuroharden.golden.cli:sample_size",

@@ -1,5 +1,6 @@
 """Small hand-built integer networks and random faults shared by the golden tests."""
 
+import dataclasses
 import random
 
 import torch
@@ -87,3 +88,23 @@ def random_faults(net, count, seed, targets=TARGETS, models=FAULT_MODELS):
             if model == "byzantine" else None
         faults.append(Fault(layer.name, target, rng.randrange(sites), bits, model, value))
     return faults
+
+
+def offset_net(net, zero_point):
+    """``net`` with every hidden output shifted by ``zero_point``, as an import would
+    give it: each ReLU layer gets the output zero point, the next layer folds
+    ``-zero_point * w`` into its bias and pads with it.
+
+    Same outputs as ``net`` (``y - z`` of the offset net is ``y`` of ``net``) as long as
+    no hidden output of ``net`` saturates at 127; the tests check that on their inputs.
+    """
+    layers = [dataclasses.replace(layer) for layer in net.layers]
+    for layer, following in zip(layers, layers[1:]):
+        if not layer.relu:
+            continue
+        O = layer.weight.shape[0]
+        layer.zero_point = torch.full((O,), zero_point, dtype=torch.int64)
+        columns = following.weight.reshape(following.weight.shape[0], O, -1).sum(-1)
+        following.bias = following.bias - zero_point * columns.sum(1)
+        following.pad_value = zero_point
+    return IntNet(layers, net.input_scale, net.input_shape)

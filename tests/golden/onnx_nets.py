@@ -146,3 +146,11 @@ def quantized_model(name, directory, *, qdq=True, unsigned=True, per_channel=Tru
                         weight_type=QuantType.QInt8, per_channel=per_channel,
                         extra_options=extra)
     return path, net
+
+
+def imported_net(name, directory, **options):
+    """:func:`quantized_model` imported into an IntNet (digits shape): ``(IntNet, path)``."""
+    from neuroharden.golden.onnx_import import import_onnx
+
+    path, _ = quantized_model(name, directory, **options)
+    return import_onnx(path, dataset="digits").intnet, path

@@ -4,7 +4,7 @@ import torch
 
 from neuroharden.golden.activation_rank import activation_rank, mean_activations
 from neuroharden.golden.intmodel import IntNet
-from tests.golden.fi_nets import linear_layer
+from tests.golden.fi_nets import linear_layer, offset_net, random_net
 
 
 def identity_net():
@@ -32,3 +32,13 @@ def test_class_and_network_lists_and_merge():
     # pNeu = 50 %: class 0's second neuron (1) climbs above neuron 2.
     result = activation_rank(net, x, labels, pneu=50)
     assert result["scores"][0].tolist() == [4.0, 1.0, 0.75, 10.0]
+
+
+def test_scores_measure_the_output_less_its_zero_point():
+    net, x = random_net(seed=0, padding=0)
+    shifted = offset_net(net, -128)
+    labels = torch.arange(len(x)) % 10
+    mine, theirs = activation_rank(shifted, x, labels), activation_rank(net, x, labels)
+    for key in ("scores", "network"):
+        for i in mine[key]:
+            assert torch.equal(mine[key][i], theirs[key][i])

@@ -18,7 +18,10 @@ from neuroharden.golden.campaign import CampaignDefinition, ResultsDB, run, run_
 from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.models import Net, save_checkpoint
 from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
+from neuroharden.golden.checkpoint import quantize_checkpoint
+from neuroharden.golden.injection import InjectionEngine
 from neuroharden.sim.app.cli import main
+from tests.golden.onnx_nets import imported_net
 
 NEUROHARDEN = os.path.join(os.path.dirname(sys.executable), "neuroharden")
 TIMING = ("seconds", "faults_per_second", "evaluated_now", "db")
@@ -224,6 +227,22 @@ def test_other_fault_models(checkpoint, tmp_path, model, target):
     summary = run_campaign(checkpoint, fault_model=model, target=target, faults=40,
                            images=20, db_path=tmp_path / "m.sqlite", seed=2)
     assert summary["completed"] == 40
+
+
+@pytest.mark.parametrize("target", ["output", "weight", "accumulator"])
+def test_campaign_on_an_imported_asymmetric_network(tmp_path, target):
+    """An onnxruntime QDQ network (uint8 activations: zero points on every layer): the
+    engine's fault-free logits are the integer model's and the faults do something."""
+    _, path = imported_net("cnn", tmp_path)
+    net, _, _, data = quantize_checkpoint(path)
+    x = net.quantize_input(data.x_test[:40])
+    assert torch.equal(InjectionEngine(net, x).logits, net.forward(x))
+    summary = run_campaign(str(path), target=target, faults=60, images=40,
+                           db_path=tmp_path / "m.sqlite", progress=False)
+    assert summary["completed"] == 60 and summary["masked"] < 60
+    assert summary["masked"] + summary["tolerable"] + summary["critical_003"] == 60
+    accuracy = float((net.predict(x) == data.y_test[:40]).float().mean())
+    assert summary["fault_free_accuracy"] == pytest.approx(accuracy)
 
 
 @pytest.mark.slow

@@ -328,3 +328,22 @@ def test_import_onnx_bad_input_is_one_line_exit_2_nothing_written(tmp_path):
         assert result.exit_code == 2 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
         assert not (tmp_path / "q.npz").exists()
+
+
+def test_crosscheck_reports_both_engines_and_refuses_torch_on_onnx(trained_model, tmp_path):
+    from tests.golden.onnx_nets import quantized_model
+
+    for engine in ("torch", "onnxruntime"):
+        result = CliRunner().invoke(main, ["crosscheck", "--model", str(trained_model("mlp7")),
+                                           "--engine", engine, "--images", "40", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["engine"] == engine and report["layers"]["total"] == 40 * 2826
+        assert report["layers"]["identical"] >= 0.99 * report["layers"]["total"]
+        assert report["layers"]["max_difference"] <= 1
+    path, _ = quantized_model("mlp", tmp_path)
+    result = CliRunner().invoke(main, ["crosscheck", "--model", str(path), "--images", "40"])
+    assert result.exit_code == 0 and "every layer" in result.output, result.output
+    result = CliRunner().invoke(main, ["crosscheck", "--model", str(path), "--engine", "torch"])
+    assert result.exit_code == 2 and "needs a trained checkpoint" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -39,3 +39,22 @@ def test_onnxruntime_agrees_with_imported_networks(tmp_path, name, qdq, unsigned
     for result in results[:-1]:  # each layer fed onnxruntime's own input
         assert result.fraction >= 0.99 and result.max_difference <= 1, result
     assert results[-1].fraction >= 0.95 and results[-1].max_difference <= 2
+
+
+@pytest.mark.parametrize("name", ["mlp7", "lenet5"])
+def test_onnxruntime_agrees_with_the_builtin_networks(trained_model, name):
+    from neuroharden.golden.crosscheck import crosscheck_checkpoint
+
+    results = crosscheck_checkpoint(trained_model(name), "onnxruntime", images=100)
+    assert [r.name for r in results[1:-1]] == [
+        layer.name for layer in quantize_checkpoint(trained_model(name))[0].layers]
+    assert results[0].identical == results[0].total  # the same input quantization
+    for result in results[1:]:
+        assert result.fraction >= 0.99 and result.max_difference <= 1, result
+
+
+def test_crosscheck_checkpoint_refuses_an_unknown_engine(trained_model):
+    from neuroharden.golden.crosscheck import crosscheck_checkpoint
+
+    with pytest.raises(ValueError, match="Engine must be one of torch, onnxruntime"):
+        crosscheck_checkpoint(trained_model("mlp7"), "tflite")

@@ -3,7 +3,8 @@ import torch
 
 from neuroharden.golden.harden import (cost, harden, harden_checkpoint, select_bottom,
                                       select_top, to_channels)
-from tests.golden.fi_nets import random_net
+from neuroharden.golden.numerics import INT8_MAX, wrap
+from tests.golden.fi_nets import offset_net, random_net
 
 # conv1: 3 x 10x10, conv2: 4 x 5x5 (pooled to 2x2), fc1: 12, fc2: 10 (output, no ReLU).
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
@@ -135,3 +136,88 @@ def test_harden_checkpoint_refuses_bad_parameters_before_reading(tmp_path, optio
     with pytest.raises(ValueError, match=match):
         harden_checkpoint(tmp_path / "m.pt", tmp_path / "c.json", **options)
     assert list(tmp_path.iterdir()) == []
+
+
+def _hidden(net, skip=()):
+    return [(layer.name, c) for layer in net.layers[:-1] if layer.name not in skip
+            for c in range(layer.weight.shape[0])]
+
+
+@pytest.mark.parametrize("seed, padding", [(0, 0), (3, 1)])
+def test_an_offset_network_hardens_like_the_symmetric_one(seed, padding):
+    # offset_net(z = -128) is the symmetric net as an import of uint8 activations gives it;
+    # no hidden output reaches 127 on these inputs, so both compute the same function,
+    # and so must their hardened versions: wide halves, bias +z*w, pruning to z.
+    net, x = random_net(seed=seed, padding=padding)
+    shifted = offset_net(net, -128)
+    assert torch.equal(shifted.forward(x), net.forward(x))
+    # A padded conv2 pads conv1's output with its zero point: conv1 cannot be split.
+    protect = _hidden(net, skip=("conv1",) if padding else ())
+    cases = [("lcu", protect, (), "bitwise"), ("tmr", _hidden(net), (), "bitwise"),
+             ("tmr", PROTECT[1:], [("conv1", 0), ("conv2", 1), ("fc1", 5)], "bitwise"),
+             ("lcu", [("fc1", 2)], [("conv2", 3)], "bitwise")]
+    for scheme, chosen, prune, voter in cases:
+        mine = harden(shifted, scheme, chosen, prune=prune, voter=voter)
+        theirs = harden(net, scheme, chosen, prune=prune, voter=voter)
+        assert torch.equal(mine.forward(x), theirs.forward(x)), (scheme, prune)
+    hardened = harden(shifted, "lcu", protect)
+    for layer, p in zip(hardened.layers[:-1], hardened.protection):
+        assert bool(p.wide.all()) and len(p.wide) == len(p.lcu)
+        assert bool((p.high == INT8_MAX).all())
+        assert int(layer.zero_point[p.lcu].abs().sum()) == 0
+    symmetric = harden(net, "lcu", protect)
+    assert not any(bool(p.wide.any()) for p in symmetric.protection)
+
+
+def test_zero_point_refusals():
+    net, x = random_net(seed=3, padding=1)
+    shifted = offset_net(net, -128)
+    with pytest.raises(ValueError, match="next conv conv2 pads its input with the zero point"):
+        harden(shifted, "lcu", [("conv1", 0)])
+    with pytest.raises(ValueError, match="word voter refused on layer fc1"):
+        harden(shifted, "tmr", [("fc1", 0)], voter="word")
+    # Both are fine on the symmetric network, and TMR's word voter on an offset-free layer.
+    harden(net, "lcu", [("conv1", 0)])
+    harden(net, "tmr", [("fc1", 0)], voter="word")
+    assert torch.equal(harden(shifted, "tmr", [("fc2", 0)], voter="word").forward(x),
+                       shifted.forward(x))
+
+
+def _stuck_at_one(hardened, x, layer, channel, bit):
+    """Logits with every output of one channel of one layer forced to have ``bit`` set."""
+    for i in range(len(hardened.layers)):
+        _, y = hardened.layer_step(i, x)
+        if i == layer:
+            y = y.clone()
+            y[:, channel] = wrap(y[:, channel] | (1 << bit), 8)
+        x = hardened.next_input(i, hardened.correct(i, y))
+    return x
+
+
+@pytest.mark.parametrize("qdq", [True, False], ids=["qdq", "qoperator"])
+def test_imported_asymmetric_network_hardened(tmp_path, qdq):
+    from neuroharden.golden.onnx_import import import_onnx
+    from tests.golden.onnx_nets import images, quantized_model
+
+    path, _ = quantized_model("cnn", tmp_path, qdq=qdq)
+    net = import_onnx(path, dataset="digits").intnet
+    assert int(net.layers[0].zero_point[0]) == -128
+    x = net.quantize_input(images(200, "test"))
+    logits = net.forward(x)
+    lcu = harden(net, "lcu", _hidden(net))
+    split = lcu.forward(x)
+    # The halves round: at most one LSB on these logits, the same top-1 on >= 97 %.
+    assert int((split - logits).abs().max()) <= 1
+    assert float((split.argmax(1) == logits.argmax(1)).double().mean()) >= 0.97
+    tmr = harden(net, "tmr", _hidden(net))
+    assert torch.equal(tmr.forward(x), logits)
+    # Single faults: a 0->1 flip of any bit (the sign bit too) of one wide half, any
+    # corruption of one TMR copy, masked on every image.
+    for i, p in enumerate(lcu.protection[:-1]):
+        for half in p.lcu[:2].reshape(-1).tolist():
+            for bit in range(8):
+                assert torch.equal(_stuck_at_one(lcu, x, i, half, bit), split), (i, half, bit)
+    for i, p in enumerate(tmr.protection[:-1]):
+        for copy in p.tmr[:2].reshape(-1).tolist():
+            assert torch.equal(_stuck_at_one(tmr, x, i, copy, 7), logits), (i, copy)
+            assert torch.equal(_stuck_at_one(tmr, x, i, copy, 2), logits), (i, copy)

@@ -9,7 +9,7 @@ from neuroharden.golden.hardened import (HardenedNet, LayerProtection, is_harden
                              save_hardened)
 from neuroharden.golden.injection import InjectionEngine, naive_logits
 from neuroharden.golden.numerics import HALF_MAX, lcu, requantize, vote_bitwise
-from tests.golden.fi_nets import conv_chain_net, random_faults, random_net
+from tests.golden.fi_nets import conv_chain_net, offset_net, random_faults, random_net
 
 PROTECT = [("conv1", 1), ("conv2", 2), ("fc1", 3), ("fc1", 7)]
 
@@ -96,6 +96,35 @@ def test_engines_agree_on_unpooled_convolutions(scheme):
     fast = InjectionEngine(hardened, x, max_elements=1 << 13).run(faults)
     for k, fault in enumerate(faults):
         assert torch.equal(fast[k], naive_logits(hardened, x, fault)), fault
+
+
+@pytest.mark.parametrize("scheme", ["lcu", "tmr"])
+def test_engines_agree_on_a_hardened_network_with_zero_points(scheme):
+    # Wide halves (zero point 0, ceiling 127) beside copies and channels offset by -128.
+    net, x = random_net(seed=0, padding=0, images=6)
+    shifted = offset_net(net, -128)
+    hardened = harden(shifted, scheme, [(layer.name, c) for layer in shifted.layers[:-1]
+                                        for c in (0, 1)])
+    faults = random_faults(hardened, 150, seed=3)
+    fast = InjectionEngine(hardened, x, max_elements=1 << 13).run(faults)
+    for k, fault in enumerate(faults):
+        assert torch.equal(fast[k], naive_logits(hardened, x, fault)), fault
+
+
+def test_save_load_keeps_wide_pairs_and_the_input_zero_point(tmp_path):
+    net, x = random_net(seed=0, padding=0, images=4)
+    shifted = offset_net(net, -128)
+    shifted.input_zero_point = -3
+    hardened = harden(shifted, "lcu", [("conv2", 1), ("fc1", 0)])
+    assert hardened.input_zero_point == -3
+    save_hardened(hardened, tmp_path / "h.pt", model_sha256="0" * 64, checkpoint={},
+                  selection={})
+    again, _ = load_hardened(tmp_path / "h.pt")
+    assert again.input_zero_point == -3
+    for mine, theirs in zip(again.protection, hardened.protection):
+        assert torch.equal(mine.wide, theirs.wide) and torch.equal(mine.high, theirs.high)
+    assert bool(again.protection[1].wide.all()) and len(again.protection[1].wide) == 1
+    assert torch.equal(again.forward(x), hardened.forward(x))
 
 
 def test_every_zero_to_one_flip_in_an_lcu_half_is_masked():

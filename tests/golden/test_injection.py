@@ -10,6 +10,16 @@ from neuroharden.golden.injection import InjectionEngine, naive_logits
 from neuroharden.golden.intmodel import IntNet
 from neuroharden.golden.numerics import lcu
 from tests.golden.fi_nets import conv_chain_net, random_faults, random_net
+from tests.golden.onnx_nets import images, imported_net
+
+
+@pytest.fixture(scope="module")
+def asymmetric_cnn(tmp_path_factory):
+    """An onnxruntime QDQ network (uint8 activations, per-channel int8 weights) imported:
+    zero points on every layer, conv padding with the input zero point, and a strided
+    convolution whose last input row and column feed no output."""
+    net, _ = imported_net("cnn", tmp_path_factory.mktemp("onnx"))
+    return net, net.quantize_input(images(8, "test"))
 
 
 @pytest.mark.parametrize("geometry", [dict(), dict(padding=0), dict(stride=2, padding=1)])
@@ -28,11 +38,8 @@ def test_fast_equals_naive(geometry, target):
     assert changed > 10  # the faults do something
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_fast_equals_naive_without_pooling(target):
-    net, x = conv_chain_net()
-    faults = random_faults(net, 120, seed=len(target), targets=(target,))
-    engine = InjectionEngine(net, x, max_elements=1 << 12)
+def assert_fast_equals_naive(engine, net, x, faults):
+    """Every fault's fast logits equal the naive run's, and enough faults change them."""
     fast = engine.run(faults)
     changed = 0
     for k, fault in enumerate(faults):
@@ -40,6 +47,34 @@ def test_fast_equals_naive_without_pooling(target):
         assert torch.equal(fast[k], reference), fault
         changed += not torch.equal(reference, engine.logits)
     assert changed > 10
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fast_equals_naive_without_pooling(target):
+    net, x = conv_chain_net()
+    faults = random_faults(net, 120, seed=len(target), targets=(target,))
+    engine = InjectionEngine(net, x, max_elements=1 << 12)
+    assert_fast_equals_naive(engine, net, x, faults)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fast_equals_naive_with_zero_points(asymmetric_cnn, target):
+    net, x = asymmetric_cnn
+    assert net.input_zero_point == -128 and net.layers[0].pad_value == -128
+    faults = random_faults(net, 60, seed=len(target), targets=(target,))
+    engine = InjectionEngine(net, x, max_elements=1 << 12)
+    assert torch.equal(engine.logits, net.forward(x))
+    assert_fast_equals_naive(engine, net, x, faults)
+
+
+def test_zero_points_change_the_engines_results(asymmetric_cnn):
+    """Dropping the zero points changes the fault-free logits: the test above would
+    catch an engine that ignored them."""
+    net, x = asymmetric_cnn
+    symmetric = IntNet(layers=[dataclasses.replace(layer, zero_point=0, pad_value=0)
+                               for layer in net.layers],
+                       input_scale=net.input_scale, input_shape=net.input_shape)
+    assert not torch.equal(InjectionEngine(symmetric, x).logits, net.forward(x))
 
 
 def test_mixed_batch_and_every_neuron_of_a_layer():

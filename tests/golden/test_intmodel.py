@@ -24,6 +24,20 @@ def test_layer_step_wraps_the_accumulator_at_32_bits():
     assert y.tolist() == [[-128], [127]]
 
 
+def test_zero_points_are_one_per_channel():
+    symmetric = linear_layer([[1, 0], [0, 1]], [0, 0], None, None)
+    assert symmetric.zero_points.tolist() == [0, 0]
+    scalar = linear_layer([[1, 0], [0, 1]], [0, 0], None, None, zero_point=-128)
+    assert scalar.zero_points.tolist() == [-128, -128]
+    per_channel = linear_layer([[1, 0], [0, 1]], [0, 0], None, None,
+                               zero_point=torch.tensor([-128, 5]))
+    assert per_channel.zero_points.tolist() == [-128, 5]
+    # ReLU clips at the zero point: real value 0.
+    net = IntNet(layers=[per_channel], input_scale=1.0, input_shape=(2,))
+    assert net.layer_step(0, torch.tensor([[-7, -7], [3, 200]]))[1].tolist() == \
+        [[-128, 5], [-125, 127]]
+
+
 def test_predict_breaks_ties_to_the_lowest_index():
     layer = linear_layer([[1], [2], [2]], [0, 0, 0], None, None, relu=False)
     net = IntNet(layers=[layer], input_scale=1.0, input_shape=(1,))

@@ -124,10 +124,22 @@ def test_lcu(a, b, expected):
     assert lcu(a, b) == expected
 
 
+@pytest.mark.parametrize("a, b, expected", [
+    (100, 100, 100),   # wide halves of an asymmetric layer: bit 6 is a value bit
+    (100, 228 - 256, 100),  # a 0->1 flip of the sign bit (100 + 128) in one half
+    (-1, -1, 127),     # all ones with the sign bit cleared: non-negative
+    (-56, -56, 72),    # 0b11001000 -> 0b01001000
+    (127, 63, 63),
+])
+def test_wide_lcu_clears_bit_7(a, b, expected):
+    assert lcu(a, b, bit=7) == expected
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_lcu_is_element_wise(kind):
     make = KINDS[kind]
     assert as_list(lcu(make([37, 100, 45]), make([101, 100, 54]))) == [37, 36, 36]
+    assert as_list(lcu(make([100, -1, -56]), make([-28, -1, -56]), bit=7)) == [100, 127, 72]
 
 
 @pytest.mark.parametrize("a, b, c, bitwise, word", [
@@ -151,3 +163,13 @@ def test_voters_are_element_wise(kind):
     a, b, c = make([1, 7, 1, 1, 12]), make([1, 2, 2, 2, 10]), make([3, 2, 1, 3, 6])
     assert as_list(vote_word(a, b, c)) == [1, 2, 1, 0, 0]
     assert as_list(vote_bitwise(a, b, c)) == [1, 2, 1, 3, 14]
+
+
+@pytest.mark.parametrize("array", [np.array, torch.tensor])
+def test_requantize_shift_63_on_int64_arrays(array):
+    # |acc * M| < 2**62 is below half of 2**63, so every value rounds to 0 at s = 63; the
+    # rounding constant 1 << 63 would overflow int64 and give -1.
+    acc = array([(1 << 62) - 1, 1 << 40, 0, -5, -(1 << 62)])
+    out = requantize(acc, 1, array([63] * 5), relu=False)
+    assert list(map(int, out)) == [0] * 5
+    assert [requantize(int(a), 1, 63, relu=False) for a in acc] == [0] * 5

@@ -1,11 +1,12 @@
 """NVF (paper 004, Algorithm 1) on nets where the answer can be worked out."""
 
+import pytest
 import torch
 
 from neuroharden.golden.intmodel import IntNet
 from neuroharden.golden.nvf import (FaultFree, bit_positions, deviation_search, gradients, nvf,
                         nvf_from_counts)
-from tests.golden.fi_nets import linear_layer, random_net
+from tests.golden.fi_nets import linear_layer, offset_net, random_net
 
 
 def tiny_net():
@@ -94,3 +95,32 @@ def test_gradient_filter_on_pooling_and_neuron_subsets():
         assert bool(s[1:3].isnan().all())
         assert int(part["evaluations"][i][1:3].sum()) == 0
         assert bool((full["scores"][i] >= 0).all() and (full["scores"][i] <= 100).all())
+
+
+@pytest.mark.parametrize("seed, padding", [(0, 0), (3, 1)])
+def test_gradients_measure_the_output_less_its_zero_point(seed, padding):
+    # Same function as the symmetric net (no output reaches 127 here): the surrogate's
+    # ReLU floor and its padding follow the zero point, so the gradients are the same.
+    net, x = random_net(seed=seed, padding=padding)
+    shifted = offset_net(net, -128)
+    for mine, theirs in zip(gradients(shifted, x), gradients(net, x)):
+        assert torch.equal(mine != 0, theirs != 0)
+        assert torch.allclose(mine, theirs)
+
+
+def test_gradient_passes_where_the_offset_free_value_exceeds_127():
+    # uint8 activations (z = -128): v = y - z = 2x spans [0, 255]. fc2 copies fc1
+    # (bias +128 folds fc1's zero point out), so its surrogate is inside its range at
+    # v = 200 (y = 72) and passes the gradient; a clamp of v at 127 would stop it.
+    fc1 = linear_layer("fc1", [[2, 0], [0, 2]], relu=True)
+    fc2 = linear_layer("fc2", [[1, 0], [0, 1]], relu=True)
+    fc3 = linear_layer("fc3", [[1, 0], [0, 1]], relu=False)
+    for layer in (fc1, fc2):
+        layer.zero_point = torch.tensor([-128, -128])
+    fc2.bias = torch.tensor([128, 128])
+    fc3.bias, fc3.shift = torch.tensor([128, 128]), torch.tensor([2, 2])
+    net = IntNet([fc1, fc2, fc3], 1.0, (1, 1, 2))
+    x = torch.tensor([[100, 10]]).view(1, 1, 1, 2)
+    _, records = net.forward(x, record=True)
+    assert [y.tolist() for _, y in records] == [[[72, -108]], [[72, -108]], [[50, 5]]]
+    assert bool((gradients(net, x)[0] != 0).all())

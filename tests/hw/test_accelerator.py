@@ -81,9 +81,9 @@ def check(dut, tiles, *, reruns=1):
 def copy_column(tile, source, target):
     """``tile`` with column ``target`` computing the same neuron as column ``source``."""
     fields = {name: np.array(getattr(tile, name)) for name in
-              ("weights", "bias", "multiplier", "shift", "relu")}
+              ("weights", "bias", "multiplier", "shift", "relu", "zero_point")}
     fields["weights"][:, target] = fields["weights"][:, source]
-    for name in ("bias", "multiplier", "shift", "relu"):
+    for name in ("bias", "multiplier", "shift", "relu", "zero_point"):
         fields[name][target] = fields[name][source]
     return Tile(activations=tile.activations, lcu_pairs=tile.lcu_pairs,
                 tmr_triples=tile.tmr_triples, vote_mode=tile.vote_mode, **fields)
@@ -94,6 +94,18 @@ def test_unprotected_tiles_full_partial_k1_and_k_depth():
     dut = Accelerator(rows=3, cols=4, k_depth=9)
     tiles = [random_tile(rng, 3, 9, 4), random_tile(rng, 3, 1, 4),
              random_tile(rng, 2, 5, 3), random_tile(rng, 1, 9, 1)]
+    check(dut, tiles)
+
+
+def test_zero_points_are_added_per_column_and_reloaded():
+    """Per-column output zero points (imported asymmetric networks), then a tile without
+    them: the loader overwrites the zero-point registers."""
+    rng = np.random.default_rng(13)
+    dut = Accelerator(rows=3, cols=4, k_depth=6)
+    tiles = [random_tile(rng, 3, 6, 4, zero_point=[-128, 3, 0, 90]),
+             random_tile(rng, 3, 4, 4, relu=True, zero_point=[-128, -128, -20, 127]),
+             random_tile(rng, 3, 6, 4)]
+    assert reference(tiles[1])[1].min() == -128  # ReLU clips at the zero point
     check(dut, tiles)
 
 
@@ -118,6 +130,23 @@ def test_lcu_pairs_saturate_at_half_max_and_merge():
     tiles = [random_tile(rng, 2, 6, 5, lcu_pairs=[[0, 3], [4, 1]], relu=True), ceiling,
              random_tile(rng, 2, 1, 4, lcu_pairs=[[2, 3]], relu=True, identical_copies=True),
              random_tile(rng, 1, 4, 5, relu=True)]
+    check(dut, tiles)
+
+
+def test_wide_lcu_pairs_saturate_at_int8_max_and_clear_bit_7():
+    """Wide pairs (offset-free halves of a layer with a zero point) beside a narrow one:
+    the group's wide bit selects the requantizer's ceiling and the LCU's reset bit."""
+    rng = np.random.default_rng(4)
+    dut = Accelerator(rows=2, cols=5, protect="lcu", k_depth=6)
+    wide = Tile(activations=[[1], [2]], weights=[[1, 1, 1, 1, 1]],
+                bias=[100, 40, 7, 100, 70], multiplier=[1] * 5, shift=[0] * 5,
+                relu=[True] * 5, lcu_pairs=[[0, 3], [4, 1]], lcu_wide=[True, False])
+    np.testing.assert_array_equal(reference(wide)[1], [[101, 41, 8, 101, 41],
+                                                       [102, 42, 9, 102, 42]])
+    tiles = [wide, random_tile(rng, 2, 6, 5, lcu_pairs=[[0, 3], [4, 1]], relu=True)]
+    tiles.append(Tile(**{**{name: getattr(tiles[1], name) for name in
+                            ("activations", "weights", "bias", "multiplier", "shift",
+                             "relu", "lcu_pairs")}, "lcu_wide": [True, True]}))
     check(dut, tiles)
 
 

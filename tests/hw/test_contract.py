@@ -86,6 +86,7 @@ def test_load_writes_of_a_protected_tile():
         (2, 0, 0xFFFFFFFF), (2, 1, 0), (2, 2, 7),              # bias, two's complement
         (3, 0, 1), (3, 1, 2), (3, 2, 3), (4, 0, 0), (4, 1, 1), (4, 2, 2),
         (5, 0, 1), (5, 1, 0), (5, 2, 1),
+        (9, 0, 0), (9, 1, 0), (9, 2, 0),                       # zero points: 0 by default
         # enable | first << 1 | second << 3 (2-bit column indices)
         (6, 0, 1 | 1 << 1 | 2 << 3), (6, 1, 1 | 0 << 1 | 2 << 3), (6, 2, 1 | 0 << 1 | 1 << 3),
         (7, 0, 2), (8, 0, 1)]
@@ -94,10 +95,11 @@ def test_load_writes_of_a_protected_tile():
 def test_load_writes_pad_a_small_tile_with_zeros():
     config = AcceleratorConfig(rows=2, cols=3, k_depth=4)
     writes = config.load_writes(activations=[[-2]], weights=[[5]], bias=[9], multiplier=[4],
-                                shift=[3], relu=[True])
+                                shift=[3], relu=[True], zero_point=[-128])
     assert writes == [(0, 0, 0xFE), (1, 0, 5), (2, 0, 9), (2, 1, 0), (2, 2, 0), (3, 0, 4),
                       (3, 1, 0), (3, 2, 0), (4, 0, 3), (4, 1, 0), (4, 2, 0), (5, 0, 1),
-                      (5, 1, 0), (5, 2, 0), (7, 0, 1)]
+                      (5, 1, 0), (5, 2, 0), (9, 0, 0xFFFFFF80), (9, 1, 0), (9, 2, 0),
+                      (7, 0, 1)]
     lcu = AcceleratorConfig(rows=2, cols=3, k_depth=4, protect="lcu")
     writes = lcu.load_writes(activations=[[1]], weights=[[1, 1]], bias=[0, 0],
                              multiplier=[1, 1], shift=[0, 0], relu=[1, 1], lcu_pairs=[[1, 0]])

@@ -36,6 +36,25 @@ def test_lcu_matches_golden(width):
     assert outputs(LCU(width=width), cases, "ab") == expected
 
 
+def test_wide_lcu_matches_golden():
+    rng = random.Random(7)
+    cases = [(rng.randint(-128, 127), rng.randint(-128, 127), rng.randint(0, 1))
+             for _ in range(2000)]
+    cases += [(-128, -128, 1), (127, 127, 1), (-1, -1, 1), (-1, -1, 0), (100, 100, 1)]
+    expected = [(lcu(a, b, bit=7 if wide else 6),) for a, b, wide in cases]
+    assert outputs(LCU(width=8), cases, ["a", "b", "wide"]) == expected
+
+
+def test_wide_lcu_masks_a_bit_flip_in_one_copy_of_an_offset_free_half():
+    # Wide halves use all seven value bits; the flip of any bit, the sign bit included,
+    # in one copy loses at most that bit and never sets one.
+    cases = [(value, to_signed(value ^ (1 << bit), 8), 1)
+             for value in range(128) for bit in range(8)]
+    for (value, _, _), (y,) in zip(cases, outputs(LCU(width=8), cases, ["a", "b", "wide"])):
+        assert y >= 0 and y & ~value == 0
+        assert bin(value & ~y).count("1") <= 1
+
+
 def test_lcu_masks_a_bit_flip_in_one_copy_of_a_relu_output():
     cases = [(value, value ^ (1 << bit)) for value in range(64) for bit in range(8)]
     got = outputs(LCU(width=8), cases, "ab")

@@ -38,6 +38,28 @@ def test_lcu_pairs_are_merged_into_both_columns_and_others_pass():
     np.testing.assert_array_equal(got, expected)
 
 
+def test_a_wide_pair_clears_bit_7_and_a_narrow_one_bit_6():
+    rng = np.random.default_rng(2)
+    rows = rng.integers(-128, 128, (200, 4))
+    codes = [encode_group(4, 2, wide=True), encode_group(4, 3), encode_group(4, 0, wide=True),
+             encode_group(4, 1)]
+    got = protect(ProtectionUnit(cols=4, scheme="lcu"), rows, codes)
+    expected = rows.copy()
+    expected[:, 0] = expected[:, 2] = lcu(rows[:, 0], rows[:, 2], bit=7)
+    expected[:, 1] = expected[:, 3] = lcu(rows[:, 1], rows[:, 3])
+    np.testing.assert_array_equal(got, expected)
+    assert bool((got[:, 0] >= 0).all())
+
+
+def test_group_codes():
+    # 5 columns: 3-bit indices; wide sits where a TMR code keeps its second copy.
+    assert encode_group(5, 3) == 0b0111
+    assert encode_group(5, 3, wide=True) == 0b10111
+    assert encode_group(5, 3, 4) == 0b1000111
+    with pytest.raises(ValueError, match="not both"):
+        encode_group(5, 3, 4, wide=True)
+
+
 @pytest.mark.parametrize("word, vote", [(0, vote_bitwise), (1, vote_word)])
 def test_tmr_triples_are_voted_into_all_three_columns(word, vote):
     rng = np.random.default_rng(1)

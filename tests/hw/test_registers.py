@@ -113,7 +113,7 @@ def test_accelerator_map_is_the_design(protect, rows, cols, k_depth, width, acc_
             # A family has one register per column.
             assert len(members[name]) == (cols if register.indices else 1), name
     loaded = {register.select for register in config.registers.values() if register.loaded}
-    assert loaded == ({"act", "wgt", "bias", "multiplier", "shift", "relu", "k"}
+    assert loaded == ({"act", "wgt", "bias", "multiplier", "shift", "relu", "zero_point", "k"}
                       | ({"group"} if protect != "none" else set())
                       | ({"word_vote"} if protect == "tmr" else set()))
 

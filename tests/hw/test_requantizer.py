@@ -13,8 +13,8 @@ from tests.hw.simulation import simulate
 MAX_MULTIPLIER = (1 << MULTIPLIER_WIDTH) - 1
 
 
-def check(acc_width, cases, *, half=(0,)):
-    """Every case under every ``half`` setting against the contract."""
+def check(acc_width, cases, *, half=(0,), zero_points=(0,)):
+    """Every case under every ``half`` setting and zero point against the contract."""
     dut = Requantizer(acc_width=acc_width)
     mismatches = []
 
@@ -25,13 +25,14 @@ def check(acc_width, cases, *, half=(0,)):
             ctx.set(dut.multiplier, multiplier)
             ctx.set(dut.shift, shift)
             ctx.set(dut.relu, relu)
-            for ceiling in half:
+            for ceiling, zero_point in itertools.product(half, zero_points):
                 ctx.set(dut.half, ceiling)
+                ctx.set(dut.zero_point, zero_point)
                 expected = requantize(add_bias(acc, bias, acc_width), multiplier, shift, relu,
-                                      HALF_MAX if ceiling else INT8_MAX)
+                                      HALF_MAX if ceiling else INT8_MAX, zero_point)
                 if ctx.get(dut.y) != expected:
                     mismatches.append((acc, bias, multiplier, shift, relu, ceiling,
-                                       ctx.get(dut.y), expected))
+                                       zero_point, ctx.get(dut.y), expected))
 
     simulate(dut, testbench, clocked=False)
     assert mismatches == []
@@ -83,6 +84,31 @@ def test_half_ceiling_saturates_split_neuron_copies_at_half_max():
     check(32, cases, half=(1,))
     assert [requantize(acc, m, s, r, HALF_MAX) for acc, _, m, s, r in cases] == \
         [63, 63, 63, 63, 63, -5, 0]
+
+
+def test_zero_points_match_golden():
+    # Extreme zero points (uint8 activations import as z = -128), with and without ReLU
+    # and the half ceiling, around the values where the offset output saturates.
+    rng = random.Random(13)
+    cases = [(rng.randrange(-3000, 3000), rng.randrange(-500, 500),
+              rng.randrange(1 << 14, MAX_MULTIPLIER + 1), rng.randrange(8, 20),
+              rng.randrange(2))
+             for _ in range(300)]
+    cases += list(itertools.product([-300, -129, -1, 0, 1, 126, 300], [0], [1], [0], (0, 1)))
+    check(32, cases, half=(0, 1), zero_points=(-128, -127, -5, 0, 17, 64, 127))
+
+
+def test_zero_point_is_added_after_the_shift_and_relu_clips_at_it():
+    cases = [(-10_000, 0, 1, 0, 1),    # ReLU: the zero point, -128
+             (10, 0, 1, 1, 1),         # 5 + z = -123
+             (300, 0, 1, 0, 0),        # 300 - 128 = 172 saturates at 127
+             (-10_000, 0, 1, 0, 0)]    # saturates low at -128
+    check(32, cases, zero_points=(-128,))
+    assert [requantize(acc, m, s, r, zero_point=-128) for acc, _, m, s, r in cases] == \
+        [-128, -123, 127, -128]
+    # A zero point above the half ceiling saturates at the ceiling.
+    check(32, [(0, 0, 1, 0, 1)], half=(1,), zero_points=(100,))
+    assert requantize(0, 1, 0, True, HALF_MAX, 100) == HALF_MAX
 
 
 @pytest.mark.parametrize("acc_width, error", [(15, ValueError), (49, ValueError),

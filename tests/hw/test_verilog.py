@@ -48,7 +48,7 @@ def test_accelerator_is_deterministic_and_keeps_its_fault_site_names(protect):
     assert ("\\accelerator.protect" in modules) == (protect != "none")
     declared = AcceleratorConfig(rows=2, cols=3, protect=protect, k_depth=8).registers
     # Every register of the map, as its column 2 for a family, and its memories.
-    assert len(declared) == {"none": 13, "lcu": 14, "tmr": 15}[protect]
+    assert len(declared) == {"none": 14, "lcu": 15, "tmr": 16}[protect]
     for register in declared.values():
         if register.memory:
             words = register.depth - 1

@@ -2,13 +2,15 @@
 
 import numpy as np
 import pytest
+import torch
 
 from neuroharden.golden.checkpoint import quantize_checkpoint
 from neuroharden.golden.export import export_intnet, import_intnet
 from neuroharden.golden.harden import harden
 from neuroharden.sim.compiler import compile_network, infer, k_depth_of, load_program
 from neuroharden.sim.tile import reference
-from tests.golden.fi_nets import random_net
+from tests.golden.fi_nets import offset_net, random_net
+from tests.golden.onnx_nets import images, imported_net
 
 PROTECT = [("conv1", 0), ("conv1", 2), ("conv2", 1), ("conv2", 3), ("fc1", 3), ("fc1", 5)]
 
@@ -80,6 +82,53 @@ def test_copies_share_a_tile_in_distinct_columns(scheme, cols):
         h = layer.gather(h, placements, [reference(p.tile)[1] for p in placements])
 
 
+@pytest.mark.parametrize("name", ["cnn", "mlp"])
+@pytest.mark.parametrize("symmetric", [False, True], ids=["asymmetric", "symmetric"])
+def test_imported_onnxruntime_networks_are_bit_exact(tmp_path, name, symmetric):
+    """onnxruntime QDQ networks, per-channel int8 weights: uint8 activations (zero points
+    on every layer, the input zero point as the conv pad value) or symmetric int8."""
+    net, _ = imported_net(name, tmp_path, symmetric=symmetric, unsigned=not symmetric)
+    zero_points = {int(v) for layer in net.layers for v in layer.zero_points}
+    assert (zero_points == {0}) == symmetric
+    x = net.quantize_input(images(6, "test"))
+    program = compile_network(net, rows=5, cols=7)
+    program.save(tmp_path / "program.npz")
+    for compiled in (program, load_program(tmp_path / "program.npz")):
+        logits, _ = infer(compiled, x.numpy())
+        np.testing.assert_array_equal(logits, net.forward(x).numpy())
+
+
+def test_pad_value_and_zero_points_reach_the_tiles():
+    """Per-channel zero points and a pad value on random layers (conv with padding)."""
+    net, x = random_net(images=3)
+    gen = torch.Generator().manual_seed(5)
+    for layer in net.layers:
+        layer.zero_point = torch.randint(-128, 20, (layer.weight.shape[0],), generator=gen)
+    net.layers[0].pad_value, net.layers[1].pad_value = 17, -128
+    logits, _ = infer(compile_network(net, rows=4, cols=3), x.numpy())
+    np.testing.assert_array_equal(logits, net.forward(x).numpy())
+    tiles = compile_network(net, rows=4, cols=3).layers[0].place(x.numpy(), 4)
+    assert tiles[0].tile.zero_point.tolist() == net.layers[0].zero_point[:3].tolist()
+
+
+@pytest.mark.parametrize("scheme", ["lcu", "tmr"])
+def test_hardened_asymmetric_network_is_bit_exact(tmp_path, scheme):
+    """Wide LCU pairs (offset-free halves of a layer with zero point -128) reach the
+    tiles: saturation at 127 and the LCU's bit-7 reset, through an npz round trip."""
+    net, x = random_net(seed=0, padding=0, images=4)
+    net = harden(offset_net(net, -128), scheme, [(layer.name, c) for layer in net.layers[:-1]
+                                                 for c in (0, 1)])
+    program = compile_network(net, rows=4, cols=5)
+    program.save(tmp_path / "program.npz")
+    for compiled in (program, load_program(tmp_path / "program.npz")):
+        np.testing.assert_array_equal(infer(compiled, x.numpy())[0], net.forward(x).numpy())
+    placements = program.layers[0].place(x.numpy(), 4)
+    pairs = [(p.tile.lcu_pairs, p.tile.lcu_wide, p.tile.high) for p in placements]
+    # conv1's channels 0 and 1 are split: two pairs in the first chunk of every row block.
+    assert sum(len(g) for g, _, _ in pairs) == (2 * len(placements) if scheme == "lcu" else 0)
+    assert all(w.all() and (high == 127).all() for _, w, high in pairs)
+
+
 def test_program_round_trips_through_npz(tmp_path):
     net, x = random_net(images=3)
     net = hardened(net, "tmr", "word")
@@ -106,10 +155,16 @@ def test_k_depth_defaults_to_the_deepest_reduction():
     (dict(k_depth=26), "K cannot be split: use k_depth >= 27"),
     (dict(cols=2, scheme="tmr"), "fewer than the 3 copies"),
     (dict(cols=1, scheme="lcu"), "fewer than the 2 copies"),
+    (dict(zero_point=200), "zero points must be int8 values"),
+    (dict(pad_value=[1, 2]), "the pad value must be one value, not 2"),
+    (dict(pad_value=-129), "pad value must be int8 values"),
 ])
 def test_bad_compilations_are_refused(change, message):
     net, _ = random_net()
     scheme = change.pop("scheme", None)
+    for field in ("zero_point", "pad_value"):
+        if field in change:
+            setattr(net.layers[0], field, torch.tensor(change.pop(field)))
     if scheme:
         net = hardened(net, scheme)
     with pytest.raises(ValueError, match=message):

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from neuroharden.golden.campaign import ResultsDB
+from neuroharden.golden.datasets import load_dataset
 from neuroharden.golden.faults import Fault
 from neuroharden.golden.harden import harden
 from neuroharden.golden.injection import InjectionEngine
@@ -25,9 +26,11 @@ from neuroharden.golden.outcomes import classify
 from neuroharden.hw.contract import ACT_BUF, K_LEN, STATE, WGT_BUF
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
-from neuroharden.sim.rtl_campaign import GoldenRun, NetworkFaultSpace, _jobs, run_network_campaign
+from neuroharden.sim.rtl_campaign import (GoldenRun, NetworkFaultSpace, _jobs,
+                                          run_network_campaign, run_rtl_campaign)
 from neuroharden.sim.rtl_faults import RTLFault
 from neuroharden.sim.rtl_runner import accelerator_design, run_faults
+from tests.golden.onnx_nets import images, imported_net
 from tests.sim.network_campaign import COLS, ROWS, campaign, tiny_net
 
 SUMMARY_KEYS = {"faults", "completed", "masked", "tolerable", "critical_003", "critical",
@@ -230,6 +233,26 @@ def test_bad_rtl_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
     result = invoke(*args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow(seconds=20)
+def test_campaign_on_an_imported_asymmetric_network(tmp_path):
+    """An onnxruntime QDQ network (zero points on every layer) on its golden run, and the
+    accelerator's zero-point registers are live fault sites."""
+    net, path = imported_net("cnn", tmp_path)
+    options = dict(images=2, rows=8, cols=8, sim="icarus", progress=False)
+    summary = run_rtl_campaign(str(path), fault_model="bitflip",
+                               sites=["zero_point_*", "array.pe_*.acc"], faults=12, seed=1,
+                               db_path=str(tmp_path / "r.sqlite"), **options)
+    assert summary["completed"] == summary["faults"] == 12 and summary["sites"] == 8 + 64
+    assert summary["masked"] + summary["tolerable"] + summary["critical_003"] == 12
+    x = net.quantize_input(images(2, "test"))
+    labels = load_dataset("digits", (1, 28, 28)).y_test[:2]
+    assert summary["fault_free_accuracy"] == float((net.predict(x) == labels).float().mean())
+    # A stuck-at-1 in a zero point's bit offsets its column's outputs in the faulty tile.
+    stuck = run_rtl_campaign(str(path), fault_model="stuck1", sites="zero_point_*", faults=6,
+                             db_path=str(tmp_path / "z.sqlite"), **options)
+    assert stuck["completed"] == 6 and stuck["masked"] < 6
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ from neuroharden.golden.hardened import save_hardened
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
 from neuroharden.sim.run_rtl import run_checkpoint, run_program
+from neuroharden.golden.export import export_intnet
 from tests.golden.fi_nets import random_net
+from tests.golden.onnx_nets import imported_net
 
 PROTECT = [("conv1", 0), ("conv2", 1), ("conv2", 2), ("fc1", 3)]
 
@@ -60,6 +62,30 @@ def test_hardened_lenet5_agrees_on_the_rtl(hardened_lenet5, sim):
     assert summary["agreement"] == 1.0 and summary["disagreeing_images"] == []
     assert (summary["images"], summary["scheme"], summary["protect"]) == (2, "tmr", "tmr")
     assert summary["tiles"] > 0 and summary["cycles"] > 0
+
+
+@pytest.fixture(scope="module")
+def asymmetric_cnn(tmp_path_factory):
+    """An onnxruntime QDQ network (uint8 activations, per-channel int8 weights) as the
+    ``.onnx`` file and as the ``QNET.npz`` it imports to."""
+    directory = tmp_path_factory.mktemp("onnx")
+    net, path = imported_net("cnn", directory)
+    export_intnet(net, directory / "qnet.npz")
+    return path, directory / "qnet.npz"
+
+
+@pytest.mark.slow(seconds=50)
+@pytest.mark.parametrize("sim, form", [("icarus", "onnx"), ("verilator", "npz")])
+def test_imported_asymmetric_network_agrees_on_the_rtl(asymmetric_cnn, sim, form):
+    """Zero points on every layer and the input zero point as the conv pad value, through
+    the per-column zero-point registers of the accelerator."""
+    path = asymmetric_cnn[0] if form == "onnx" else asymmetric_cnn[1]
+    result = invoke("--model", path, "--images", 2, "--rows", 8, "--cols", 8, "--sim", sim,
+                    "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["agreement"] == 1.0 and summary["disagreeing_images"] == []
+    assert summary["tiles"] > 100
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from neuroharden.hw.contract import (ACT_BUF, ARRAY, BIAS, DONE, GROUP, K_LEN, MULTIPLIER,
                                      OUT_BUF, OUT_ROW, RELU, SHIFT, STATE, STEP, WGT_BUF,
-                                     WORD_VOTE, Y)
+                                     WORD_VOTE, Y, ZERO_POINT)
 from neuroharden.hw.pe import A_REG, ACC, W_REG
 from neuroharden.hw.systolic_array import A_SKEW, PE_NAME, W_SKEW
 from neuroharden.hw.verilog import KINDS, generate
@@ -79,9 +79,9 @@ def accelerator_registers(rows, cols, protect, k_depth):
     for c in range(cols):
         expected |= {BIAS.format(c): (32, "requant"), MULTIPLIER.format(c): (16, "requant"),
                      SHIFT.format(c): (6, "requant"), RELU.format(c): (1, "requant"),
-                     Y.format(c): (8, "requant")}
-    # enable + the other copies' column indices (2 bits each for 3 columns).
-    group_bits = {"none": 0, "lcu": 1 + 2, "tmr": 1 + 2 + 2}[protect]
+                     ZERO_POINT.format(c): (8, "requant"), Y.format(c): (8, "requant")}
+    # enable + the other copies' column indices (2 bits each for 3 columns), + wide (LCU).
+    group_bits = {"none": 0, "lcu": 1 + 2 + 1, "tmr": 1 + 2 + 2}[protect]
     if group_bits:
         expected |= {GROUP.format(c): (group_bits, "protect") for c in range(cols)}
     if protect == "tmr":

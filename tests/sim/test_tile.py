@@ -41,7 +41,9 @@ def _plain_contract(tile, acc_width=32):
             # Round half up: floor(exact + 1/2), the exact value acc * M / 2**s.
             exact = Fraction(int(acc[r, c]) * int(tile.multiplier[c]), 2 ** int(tile.shift[c]))
             rounded = math.floor(exact + Fraction(1, 2))
-            y[r, c] = min(max(rounded, 0 if tile.relu[c] else -128), 127)
+            # The zero point is the real value 0: ReLU clips there, after the offset.
+            z = int(tile.zero_point[c])
+            y[r, c] = min(max(rounded + z, z if tile.relu[c] else -128), 127)
     return acc, y
 
 
@@ -69,6 +71,32 @@ def test_reference_matches_an_independent_model_of_the_contract():
     expected_acc, expected_y = _plain_contract(tile)
     assert np.array_equal(acc, expected_acc) and np.array_equal(y, expected_y)
     assert len(np.unique(y)) > 5   # the sample spans more than the saturation values
+    assert not tile.zero_point.any()
+
+
+def test_zero_points_match_an_independent_model_of_the_contract():
+    rng = np.random.default_rng(4)
+    m, k, n = 6, 5, 8
+    tile = Tile(activations=rng.integers(-128, 128, (m, k)),
+                weights=rng.integers(-128, 128, (k, n)),
+                bias=rng.integers(-5000, 5000, n), multiplier=rng.integers(1, 1 << 16, n),
+                shift=np.array([0, 8, 12, 14, 15, 16, 17, 20]),
+                relu=np.array([True, False] * 4),
+                zero_point=np.array([-128, -128, -3, 40, 127, 0, -60, 5]))
+    acc, y = reference(tile)
+    expected_acc, expected_y = _plain_contract(tile)
+    assert np.array_equal(acc, expected_acc) and np.array_equal(y, expected_y)
+    assert len(np.unique(y)) > 5
+
+
+def test_worked_zero_points():
+    tile = _passthrough([[-100, -100, 100], [10, 10, 10]], relu=True,
+                        zero_point=[-128, 0, 50])
+    tile_no_relu = _passthrough([[-100, -100, 100], [10, 10, 10]], zero_point=[-128, 0, 50])
+    # ReLU clips at the zero point: -100 -> -128 (z = -128), 0 (z = 0), 50 (z = 50);
+    # 100 + 50 saturates at 127.
+    assert reference(tile)[1].tolist() == [[-128, 0, 127], [-118, 10, 60]]
+    assert reference(tile_no_relu)[1].tolist() == [[-128, -100, 127], [-118, 10, 60]]
 
 
 def test_accumulator_wraps_at_the_array_width():
@@ -94,6 +122,20 @@ def test_lcu_copies_saturate_at_half_max_and_are_merged():
                           [0, 0, 1, 0]]
 
 
+def test_wide_lcu_pairs_saturate_at_127_and_clear_bit_7():
+    tile = _passthrough([[100, 100, 45, 54],
+                         [120, 127, 100, 100],
+                         [-20, 0, 0, 5]], relu=True, lcu_pairs=[[0, 1], [2, 3]],
+                        lcu_wide=[True, False])
+    assert tile.high.tolist() == [127, 127, 63, 63]
+    _, y = reference(tile)
+    # Wide pair (0, 1): 100 passes (bit 6 is a value bit), 120 & 127 = 120; narrow pair
+    # (2, 3) as before.
+    assert y.tolist() == [[100, 100, 36, 36],
+                          [120, 120, 63, 63],
+                          [0, 0, 0, 0]]
+
+
 @pytest.mark.parametrize("mode, agreed", [("bitwise", 3), ("word", 0)])
 def test_vote_writes_the_majority_to_all_three_columns(mode, agreed):
     # Triple (1, 2, 5) holds (7, 7, 9), (1, 2, 3) and (-128, 5, -128).
@@ -115,6 +157,8 @@ def test_vote_writes_the_majority_to_all_three_columns(mode, agreed):
     (dict(lcu_pairs=[[0, 1]], tmr_triples=[[1, 2, 3]]), "one protection group"),
     (dict(lcu_pairs=[[0, 6]]), "columns in"),
     (dict(vote_mode="median"), "Vote mode"),
+    (dict(zero_point=np.full(6, 128)), "zero_point must lie in"),
+    (dict(zero_point=np.zeros(5)), "zero_point must hold one value per column"),
     (dict(activations=np.full((3, 5), 128)), "int8"),
 ])
 def test_bad_tiles_are_refused(change, message):

@@ -20,7 +20,7 @@ def test_generic_lcu_counts_cells_and_transistors(generic_lcu):
     assert generic_lcu["transistors_partial"] is False   # every cell has a CMOS price
     assert generic_lcu["ffs"] == 0                       # combinational
     assert generic_lcu["luts"] is None and generic_lcu["dsps"] is None
-    assert generic_lcu["port_bits"] == 8 + 8 + 8         # a, b, y
+    assert generic_lcu["port_bits"] == 8 + 8 + 1 + 8     # a, b, wide, y
 
 
 def test_generic_pe_counts_its_flip_flops():
