@@ -239,14 +239,14 @@ def crosscheck_checkpoint(model_path, engine, *, dataset=None, data_dir=None, im
 
     if engine not in ENGINES:
         raise ValueError(f"Engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    intnet, net, _, data = quantize_checkpoint(model_path, data_dir, dataset)
+    intnet, net, metadata, data = quantize_checkpoint(model_path, data_dir, dataset)
     x = data.x_test if images is None else data.x_test[:images]
     if engine == "torch":
         if net is None:
             raise ValueError(f"{model_path}: the torch engine needs a trained checkpoint "
                              f"(its float weight scales); use --engine onnxruntime")
         return crosscheck(intnet, weight_scales(net), intnet.quantize_input(x))
-    if str(model_path).endswith(".onnx"):
+    if metadata.get("source") == "onnx":  # the loader's own reading of the file kind
         return crosscheck_onnx(model_path, x)
     from .onnx_export import intnet_to_onnx
     from .onnx_import import import_onnx
