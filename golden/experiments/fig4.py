@@ -49,7 +49,7 @@ _MODELS = ("mlp7", "lenet5", "alexnet")
 _SCHEMES = ("lcu", "tmr")
 
 
-def _point(ctx, model_path, net, stem, label, selection, scheme, cap, test_images,
+def _point(ctx, network, net, stem, label, selection, scheme, cap, test_images,
            unprotected):
     """Harden with ``scheme`` and run its campaign; the unprotected result when nothing is
     selected."""
@@ -60,10 +60,10 @@ def _point(ctx, model_path, net, stem, label, selection, scheme, cap, test_image
     protect = to_channels(net, selection)
     per = {layer.name: layer.neurons // layer.weight.shape[0] for layer in net.layers}
     hardened = harden(net, scheme, protect)
-    path = common.hardened_path(ctx, hardened, model_path, f"{stem}-{label}-{scheme}.pt",
+    path = common.hardened_path(ctx, hardened, network.path, f"{stem}-{label}-{scheme}.pt",
                                 {"scheme": scheme, "point": label,
-                                 "selected_neurons": len(selection)})
-    summary = common.campaign(ctx, path, cap=cap, images=test_images)
+                                 "selected_neurons": len(selection)}, network.source)
+    summary = common.campaign(ctx, path, cap=cap, images=test_images, source=network.source)
     return {**summary, "protected_neurons": sum(per[name] for name, _ in protect),
             "hidden_neurons": cost(hardened)["hidden_neurons"]}
 
@@ -80,14 +80,16 @@ def _row(model, label, threshold, scheme, selected, result):
             "fault_free_accuracy_pct": 100 * result["fault_free_accuracy"]}
 
 
-def _plot(ctx, rows, models):
+def _plot(ctx, rows, networks):
     plt = common.pyplot()
-    figure, axes = plt.subplots(3, len(models), figsize=(4.2 * len(models), 9), squeeze=False)
+    figure, axes = plt.subplots(3, len(networks), figsize=(4.2 * len(networks), 9),
+                                squeeze=False)
     keys = (("accuracy_loss_pts", "accuracy loss (points)"),
             ("critical_pct", "critical faults (%)"), ("hidden_neurons", "network size (neurons)"))
     styles = {"none": ("unprotected", "k", "o"), "lcu": ("LCU (splitting)", "C0", "s"),
               "tmr": ("TMR", "C3", "^")}
-    for c, model in enumerate(models):
+    for c, network in enumerate(networks):
+        model = network.key
         points = [r for r in rows if r["model"] == model and r["point"] != "matched"]
         for r_, (key, title) in enumerate(keys):
             axis = axes[r_][c]
@@ -111,17 +113,17 @@ def _plot(ctx, rows, models):
             axis.set_xscale("symlog", linthresh=1)
             axis.grid(True, alpha=0.3)
             if r_ == 0:
-                axis.set_title(common.MODEL_LABELS[model])
+                axis.set_title(f"{network.label} ({network.dataset})")
             if r_ == 2:
                 axis.set_xlabel("NVF threshold (%)")
             if c == 0:
                 axis.set_ylabel(title)
     axes[0][0].legend(fontsize=7)
-    figure.suptitle("Paper 004 Fig. 4 on digits (single bit flips in neuron outputs)")
+    figure.suptitle("Paper 004 Fig. 4 (single bit flips in neuron outputs)")
     return common.save_figure(ctx, figure, "fig4.png")
 
 
-def run(ctx, models, *, images, thresholds, max_faults=None, test_images=None, epochs=None):
+def run(ctx, networks, *, images, thresholds, max_faults=None, test_images=None):
     """Paper 004's Fig. 4 into ``ctx``'s output directory: fig4.csv, fig4.md, fig4.png.
 
     Parameters
@@ -129,83 +131,85 @@ def run(ctx, models, *, images, thresholds, max_faults=None, test_images=None, e
     ctx : golden.experiments.common.Context
         Output directory, cache (checkpoints and rankings), seed, and whether to print
         progress.
-    models : sequence of str
-        Networks, of ``mlp7``, ``lenet5``, ``alexnet``.
+    networks : sequence of golden.experiments.common.Network
+        The networks (:func:`golden.experiments.common.networks`). The matched point and
+        the paper's figures exist for the built-in architectures only.
     images : dict
-        Network -> training images analysed by NVF.
+        Network key -> training images analysed by NVF.
     thresholds : sequence of float
-        NVF thresholds (%) in [0, 100]; the matched point is always added. A threshold
-        selecting no neuron reuses the unprotected campaign.
+        NVF thresholds (%) in [0, 100]; the matched point is added for a built-in
+        network. A threshold selecting no neuron reuses the unprotected campaign.
     max_faults : int, optional
         Cap of every campaign (default: Leveugle's size, see the module docstring).
     test_images : int, optional
         Campaigns on the first ``test_images`` test images only (default: all).
-    epochs : int, optional
-        Training epochs (default: each network's own).
 
     Returns
     -------
     (dict, list of str)
-        The summary (``models``: per network the reduction factors at NVF >= 20 % and at
-        the matched point; ``max_faults``) and the statements printed with it.
+        The summary (``models``: per network the reduction factors at NVF >= 20 % and,
+        for a built-in one, at the matched point; ``max_faults``) and the statements
+        printed with it.
 
     Raises
     ------
     ValueError
-        An unknown network, a threshold outside [0, 100], a network without an image
-        count, or a failing campaign.
+        A threshold outside [0, 100], a network without an image count, or a failing
+        campaign.
     """
     from tqdm import tqdm
 
     from ..harden import cost, select_top
-    from ..checkpoint import quantize_checkpoint
 
-    for model in models:
-        if model not in _MODELS:
-            raise ValueError(f"unknown network {model!r}; choose from {', '.join(_MODELS)}")
-        if not isinstance(images.get(model), int) or images[model] < 1:
-            raise ValueError(f"images of {model} must be a positive integer, not "
-                             f"{images.get(model)!r}")
+    for network in networks:
+        if not isinstance(images.get(network.key), int) or images[network.key] < 1:
+            raise ValueError(f"images of {network.key} must be a positive integer, not "
+                             f"{images.get(network.key)!r}")
     grid = sorted(set(float(t) for t in thresholds))
     if not grid or not 0 <= grid[0] <= grid[-1] <= 100:
         raise ValueError(f"thresholds must be at least one number in [0, 100], not "
                          f"{list(thresholds)!r}")
     rows, statements, summary = [], [], {}
-    for model in models:
-        path = common.checkpoint(ctx, model, epochs=epochs)
+    for network in networks:
+        model, path = network.key, network.path
         ranking = common.ranking_list(
-            common.ranking_path(ctx, path, "nvf", images=images[model]), path)
-        net = quantize_checkpoint(path)[0]
+            common.ranking_path(ctx, path, "nvf", images=images[model],
+                                source=network.source), path)
+        net = network.load()[0]
         stem = f"{model}-nvf{images[model]}"
-        ctx.say(f"{common.MODEL_LABELS[model]}: unprotected campaign")
-        base = common.campaign(ctx, path, cap=max_faults, images=test_images)
+        ctx.say(f"{network.label}: unprotected campaign")
+        base = common.campaign(ctx, path, cap=max_faults, images=test_images,
+                               source=network.source)
         base.update({"protected_neurons": 0, "hidden_neurons": cost(net)["hidden_neurons"]})
         rows_model = []
         points = [(f"{t:g}", t, select_top(ranking, threshold=t)) for t in grid]
-        fraction = PAPER_AT_20[model]
-        points.append(("matched", matched_threshold([s for _, _, s in ranking], fraction),
-                       select_top(ranking, fraction=fraction)))
+        if network.builtin:
+            fraction = PAPER_AT_20[model]
+            points.append(("matched", matched_threshold([s for _, _, s in ranking], fraction),
+                           select_top(ranking, fraction=fraction)))
         bar = tqdm(total=len(points) * len(_SCHEMES), desc=f"fig4 {model}", unit="point",
                    disable=None if not ctx.as_json else True)
         for label, t, selection in points:
             rows_model.append(_row(model, label, t, "none", len(selection), base))
             for scheme in _SCHEMES:
-                result = _point(ctx, path, net, stem,
+                result = _point(ctx, network, net, stem,
                                 "matched" if label == "matched" else f"t{label}",
                                 selection, scheme, max_faults, test_images, base)
                 rows_model.append(_row(model, label, t, scheme, len(selection), result))
                 bar.update()
         bar.close()
         rows += rows_model
-        summary[model] = _statements(model, rows_model, statements)
+        summary[model] = {"dataset": network.dataset,
+                          **_statements(network, rows_model, statements)}
     header = list(rows[0])
     common.write_csv(ctx, "fig4.csv", header,
                      [[round(v, 4) if isinstance(v, float) else v for v in r.values()]
                       for r in rows])
+    labels = {n.key: n.label for n in networks}
     md = common.markdown_table(
         ["network", "NVF >=", "scheme", "protected neurons", "network size", "faults",
          "critical faults (95 % CI)", "accuracy loss (points)"],
-        [[common.MODEL_LABELS[r["model"]],
+        [[labels[r["model"]],
           "matched" + f" ({r['threshold_pct']:.3g} %)" if r["point"] == "matched"
           else f"{r['threshold_pct']:g} %", r["scheme"], f"{r['protected_neurons']:,}",
           f"{r['hidden_neurons']:,}",
@@ -215,13 +219,12 @@ def run(ctx, models, *, images, thresholds, max_faults=None, test_images=None, e
           f"{r['accuracy_loss_pts']:.3f}"] for r in rows])
     common.write_text(ctx, "fig4.md", md + "\n" + "\n".join(f"- {s}" for s in statements)
                       + "\n")
-    _plot(ctx, rows, models)
+    _plot(ctx, rows, networks)
     return {"models": summary, "max_faults": max_faults}, statements
 
 
 @click.command("fig4")
-@click.option("--models", default="lenet5,mlp7", show_default=True,
-              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@common.model_options(_MODELS, "lenet5,mlp7")
 @click.option("--images", default="200", show_default=True,
               help="Training images analysed by NVF: N, and/or MODEL=N per network.")
 @click.option("--thresholds", default="0,0.5,1,2,3,5,10,20,30,40,50", show_default=True,
@@ -232,27 +235,26 @@ def run(ctx, models, *, images, thresholds, max_faults=None, test_images=None, e
 @click.option("--test-images", type=click.IntRange(min=1), default=None,
               help="Campaigns on the first N test images only (default: all).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Training epochs (default: each network's own).")
+              help="Training epochs of the built-in networks (default: each one's own).")
 @common.common_options("fig4")
-def command(models, images, thresholds, max_faults, test_images, epochs, output, cache,
-            seed, as_json):
+def command(models, model_files, images, thresholds, max_faults, test_images, epochs, output,
+            cache, seed, as_json, dataset, data_dir):
     """Paper 004 Figure 4: accuracy loss, critical faults, size vs NVF threshold."""
-    models = common.parse_names(models, "--models", _MODELS)
-    per_model = parse_images(images, models)
     grid = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
-    ctx = common.prepare("fig4", output, cache, seed, as_json)
+    ctx = common.prepare("fig4", output, cache, seed, as_json, dataset, data_dir)
     try:
-        summary, statements = run(ctx, models, images=per_model, thresholds=grid,
-                                  max_faults=max_faults, test_images=test_images,
-                                  epochs=epochs)
+        networks = common.networks(ctx, models, model_files, epochs=epochs)
+        per_model = parse_images(images, [n.key for n in networks])
+        summary, statements = run(ctx, networks, images=per_model, thresholds=grid,
+                                  max_faults=max_faults, test_images=test_images)
     except ValueError as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     common.finish(ctx, summary, statements)
 
-def _statements(model, rows, statements):
+def _statements(network, rows, statements):
     """Reduction factors of the LCU and TMR against unprotected at 20 % and matched."""
-    label = common.MODEL_LABELS[model]
-    paper = PAPER_AT_20_RESULTS[model]
+    model, label = network.key, f"{network.label} ({network.dataset})"
+    paper = PAPER_AT_20_RESULTS.get(model) if network.builtin else None
     out = {}
     for point in ("20", "matched"):
         here = {r["scheme"]: r for r in rows if r["point"] == point}
@@ -282,9 +284,10 @@ def _statements(model, rows, statements):
         statements.append(
             f"{label} at {where}: {base['selected_neurons']:,} neurons selected; unprotected "
             f"accuracy loss {base['accuracy_loss_pts']:.3f} points, critical faults "
-            f"{base['critical_pct']:.2f} %; " + "; ".join(parts) + ". Paper 004 at 20 %: "
-            f"LCU loss {paper['lcu_accuracy_loss']} points, factors "
-            f"{paper['accuracy_factor']}x (accuracy loss) and {paper['critical_factor']}x "
-            f"(critical faults), {paper['neurons_lcu']:,} (LCU) vs {paper['neurons_tmr']:,} "
-            f"(TMR) neurons.")
+            f"{base['critical_pct']:.2f} %; " + "; ".join(parts) + "." + (
+                "" if paper is None else
+                f" Paper 004 at 20 %: LCU loss {paper['lcu_accuracy_loss']} points, factors "
+                f"{paper['accuracy_factor']}x (accuracy loss) and {paper['critical_factor']}x "
+                f"(critical faults), {paper['neurons_lcu']:,} (LCU) vs "
+                f"{paper['neurons_tmr']:,} (TMR) neurons."))
     return out

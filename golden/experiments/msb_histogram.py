@@ -420,11 +420,14 @@ def _run(model_path, arch, train_epochs, optimized_path, epochs, iterations,
     import torch
 
     from .. import optimize as opt
-    from ..checkpoint import quantize_checkpoint
-
+    from ..checkpoint import is_imported, quantize_checkpoint
     from ..models import load_checkpoint
 
     if model_path is not None:
+        if is_imported(model_path):
+            raise ValueError(f"{model_path}: paper 002's optimization fine-tunes float "
+                             f"weights, which an imported network does not have; give a "
+                             f"checkpoint (MODEL.pt)")
         load_checkpoint(model_path)  # a bad file fails here, before any work
     os.makedirs(cache, exist_ok=True)
     model_path = _baseline(model_path, arch, train_epochs, cache, seed, say)

@@ -39,8 +39,7 @@ _MODELS = ("mlp7", "lenet5", "alexnet")
 
 
 @click.command("rank-compare")
-@click.option("--models", default="lenet5,mlp7", show_default=True,
-              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@common.model_options(_MODELS, "lenet5,mlp7")
 @click.option("--methods", default=",".join(METHODS), show_default=True,
               help="Comma-separated rankings (exact, nvf, activation, lrp, random).")
 @click.option("--images", default="200", show_default=True,
@@ -51,35 +50,36 @@ _MODELS = ("mlp7", "lenet5", "alexnet")
 @click.option("--test-images", type=click.IntRange(min=1), default=None,
               help="Campaigns on the first N test images only (default: all).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Training epochs (default: each network's own).")
+              help="Training epochs of the built-in networks (default: each one's own).")
 @common.common_options("rank-compare")
-def command(models, methods, images, fractions, max_faults, test_images, epochs, output,
-            cache, seed, as_json):
+def command(models, model_files, methods, images, fractions, max_faults, test_images, epochs,
+            output, cache, seed, as_json, dataset, data_dir):
     """Critical faults vs LCU-protected neurons for the rankings nvf, exact, activation,
     lrp and random."""
     from .table1 import parse_images
 
-    models = common.parse_names(models, "--models", _MODELS)
     methods = common.parse_names(methods, "--methods", METHODS)
-    per_model = parse_images(images, models)
     grid = sorted(set(common.parse_floats(fractions, "--fractions", low=0, high=100)))
-    ctx = common.prepare("rank-compare", output, cache, seed, as_json)
+    ctx = common.prepare("rank-compare", output, cache, seed, as_json, dataset, data_dir)
     from tqdm import tqdm
 
     from ..harden import cost, harden, select_top, to_channels
-    from ..checkpoint import quantize_checkpoint
 
     rows = []
     try:
-        for model in models:
-            path = common.checkpoint(ctx, model, epochs=epochs)
+        networks = common.networks(ctx, models, model_files, epochs=epochs)
+        labels = {n.key: n.label for n in networks}
+        per_model = parse_images(images, list(labels))
+        for network in networks:
+            model, path, source = network.key, network.path, network.source
             rankings = {m: common.ranking_list(
-                common.ranking_path(ctx, path, m, images=per_model[model]), path)
-                for m in methods}
-            net = quantize_checkpoint(path)[0]
+                common.ranking_path(ctx, path, m, images=per_model[model], source=source),
+                path) for m in methods}
+            net = network.load()[0]
             per = {layer.name: layer.neurons // layer.weight.shape[0] for layer in net.layers}
-            ctx.say(f"{common.MODEL_LABELS[model]}: unprotected campaign")
-            base = common.campaign(ctx, path, cap=max_faults, images=test_images)
+            ctx.say(f"{network.label}: unprotected campaign")
+            base = common.campaign(ctx, path, cap=max_faults, images=test_images,
+                                   source=source)
             rows.append(_row(model, "none", 0, 0, cost(net)["hidden_neurons"], base, base))
             bar = tqdm(total=len(methods) * len(grid), desc=f"rank-compare {model}",
                        unit="point", disable=True if as_json else None)
@@ -94,9 +94,10 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
                         hpath = common.hardened_path(
                             ctx, hardened, path,
                             f"{model}-{method}{per_model[model]}-f{fraction:g}-lcu.pt",
-                            {"scheme": "lcu", "method": method, "fraction": fraction})
+                            {"scheme": "lcu", "method": method, "fraction": fraction},
+                            source)
                         result = common.campaign(ctx, hpath, cap=max_faults,
-                                                 images=test_images)
+                                                 images=test_images, source=source)
                         size = cost(hardened)["hidden_neurons"]
                     rows.append(_row(model, method, fraction,
                                      sum(per[n] for n, _ in protect), size, result, base))
@@ -108,14 +109,14 @@ def command(models, methods, images, fractions, max_faults, test_images, epochs,
     common.write_csv(ctx, "rank_compare.csv", list(rows[0]),
                      [[round(v, 4) if isinstance(v, float) else v for v in r.values()]
                       for r in rows])
-    _plot(ctx, rows, models, methods)
-    summary, lines = _summarize(rows, models, methods)
+    _plot(ctx, rows, labels, methods)
+    summary, lines = _summarize(rows, labels, methods)
     md = common.markdown_table(
         ["network", "ranking", "top %", "protected neurons", "faults",
          "critical faults (95 % CI)", "drop (points)", "points per 1,000 protected",
          "gap to exact (points)", "fault-free accuracy", "accuracy loss (points)",
          "accuracy-loss factor"],
-        [[common.MODEL_LABELS[r["model"]], r["method"], f"{r['fraction_pct']:g}",
+        [[labels[r["model"]], r["method"], f"{r['fraction_pct']:g}",
           f"{r['protected_neurons']:,}", f"{r['faults']:,}",
           f"{r['critical_pct']:.2f} % ({r['critical_low_pct']:.2f}-{r['critical_high_pct']:.2f})",
           f"{r['drop_pts']:+.2f}",
@@ -154,11 +155,11 @@ def _gaps(rows):
             r["gap_to_exact_pts"] = r["critical_pct"] - exact[key]
 
 
-def _plot(ctx, rows, models, methods):
+def _plot(ctx, rows, labels, methods):
     plt = common.pyplot()
-    figure, axes = plt.subplots(2, len(models), figsize=(5 * len(models), 7.2),
+    figure, axes = plt.subplots(2, len(labels), figsize=(5 * len(labels), 7.2),
                                 squeeze=False)
-    for c, model in enumerate(models):
+    for c, model in enumerate(labels):
         base = next(r for r in rows if r["model"] == model and r["method"] == "none")
         for axis, key, label in ((axes[0][c], "critical_pct", "critical faults (%)"),
                                  (axes[1][c], "accuracy_loss_pts", "accuracy loss (points)")):
@@ -172,15 +173,15 @@ def _plot(ctx, rows, models, methods):
                           linestyle="--" if method == "exact" else "-", label=method)
             axis.set_ylabel(label)
             axis.grid(True, alpha=0.3)
-        axes[0][c].set_title(common.MODEL_LABELS[model])
+        axes[0][c].set_title(labels[model])
         axes[0][c].legend(fontsize=7)
         axes[1][c].set_xlabel("neurons protected by the LCU")
     common.save_figure(ctx, figure, "rank_compare.png")
 
 
-def _summarize(rows, models, methods):
+def _summarize(rows, labels, methods):
     summary, lines = {}, []
-    for model in models:
+    for model in labels:
         mine = [r for r in rows if r["model"] == model and r["method"] != "none"]
         base = next(r for r in rows if r["model"] == model and r["method"] == "none")
         per_method = {}
@@ -204,7 +205,7 @@ def _summarize(rows, models, methods):
         summary[model] = {"unprotected_critical_pct": base["critical_pct"],
                           "methods": per_method, "best_per_neuron": best}
         lines.append(
-            f"{common.MODEL_LABELS[model]}: unprotected {base['critical_pct']:.2f} % critical "
+            f"{labels[model]}: unprotected {base['critical_pct']:.2f} % critical "
             f"faults; drop per 1,000 protected neurons: " + ", ".join(
                 f"{m} {v['per_1000']:+.2f}" for m, v in per_method.items()
                 if v["per_1000"] is not None)

@@ -53,7 +53,12 @@ def matched_threshold(scores, portion):
 
 
 def parse_images(text, models):
-    """``--images``: ``N`` for every model and/or ``model=N`` overrides."""
+    """``--images``: ``N`` for every network and/or ``KEY=N`` overrides.
+
+    ``models``: the keys of the networks run (built-in names, file stems); an override
+    of another network is ignored, so that a default such as ``200,alexnet=5`` holds for
+    any choice of networks.
+    """
     out, default = {}, None
     for item in (t.strip() for t in text.split(",") if t.strip()):
         name, _, value = item.rpartition("=")
@@ -64,8 +69,9 @@ def parse_images(text, models):
         if number < 1:
             raise click.ClickException(f"--images: {item!r} must be at least 1 image")
         if name:
-            if name not in _MODELS:
-                raise click.ClickException(f"--images: unknown model {name!r}")
+            if name not in models and name not in _MODELS:
+                raise click.ClickException(f"--images: unknown network {name!r} (the "
+                                           f"networks run: {', '.join(models)})")
             out[name] = number
         else:
             default = number
@@ -74,14 +80,15 @@ def parse_images(text, models):
     return {m: out.get(m, default) for m in models}
 
 
-def _plot(ctx, rows_by_model, paper):
+def _plot(ctx, rows_by_model, networks):
     plt = common.pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
-    for model, points in rows_by_model.items():
+    for network in networks:
+        model, points = network.key, rows_by_model[network.key]
         thresholds = [t for t, _, _ in points]
         line, = axis.plot(thresholds, [p for _, _, p in points], marker=".",
-                          label=f"{common.MODEL_LABELS[model]} (digits, ours)")
-        if paper:
+                          label=f"{network.label} ({network.dataset}, ours)")
+        if network.builtin:
             axis.plot(PAPER_GRID, [100 * n / PAPER_TABLE1[model][0]
                                    for n in PAPER_TABLE1[model]],
                       linestyle="--", color=line.get_color(), alpha=0.6,
@@ -96,78 +103,86 @@ def _plot(ctx, rows_by_model, paper):
 
 
 @click.command("table1")
-@click.option("--models", default="mlp7,lenet5,alexnet", show_default=True,
-              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@common.model_options(_MODELS, "mlp7,lenet5,alexnet")
 @click.option("--images", default=f"200,alexnet={ALEXNET_IMAGES}", show_default=True,
               help="Training images analysed by NVF: N, and/or MODEL=N per network "
                    "(AlexNet's NVF is slow: a few images by default).")
 @click.option("--thresholds", default="0,0.1,0.25,0.5,1,2,3,4", show_default=True,
               help="Fine NVF thresholds (%) reported besides the paper's 0, 5, ..., 50.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Training epochs (default: each network's own).")
+              help="Training epochs of the built-in networks (default: each one's own).")
 @common.common_options("table1")
-def command(models, images, thresholds, epochs, output, cache, seed, as_json):
+def command(models, model_files, images, thresholds, epochs, output, cache, seed, as_json,
+            dataset, data_dir):
     """Paper 004 Table I: neurons with NVF >= 0, 5, ..., 50 % (and finer thresholds)."""
-    models = common.parse_names(models, "--models", _MODELS)
-    per_model = parse_images(images, models)
     fine = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
-    ctx = common.prepare("table1", output, cache, seed, as_json)
+    ctx = common.prepare("table1", output, cache, seed, as_json, dataset, data_dir)
     csv_rows, md_rows, curves, summary = [], [], {}, {}
     try:
-        for model in models:
-            path = common.checkpoint(ctx, model, epochs=epochs)
+        networks = common.networks(ctx, models, model_files, epochs=epochs)
+        per_model = parse_images(images, [n.key for n in networks])
+        for network in networks:
+            model, path = network.key, network.path
             ranking = common.ranking_list(
-                common.ranking_path(ctx, path, "nvf", images=per_model[model]), path)
+                common.ranking_path(ctx, path, "nvf", images=per_model[model],
+                                    source=network.source), path)
             scores = [s for _, _, s in ranking]
             total = len(scores)
             top = max(scores)
-            matched = matched_threshold(scores, PAPER_AT_20[model])
+            paper = network.builtin
+            matched = matched_threshold(scores, PAPER_AT_20[model]) if paper else None
             points = []
             grid = sorted({("fine", t) for t in fine if t not in PAPER_GRID}
                           | {("paper", t) for t in PAPER_GRID}, key=lambda g: g[1])
             for kind, t in grid:
                 n = count_at(scores, t)
-                paper_n = (PAPER_TABLE1[model][PAPER_GRID.index(t)] if kind == "paper"
-                           else None)
+                paper_n = (PAPER_TABLE1[model][PAPER_GRID.index(t)]
+                           if kind == "paper" and paper else None)
                 paper_p = 100 * paper_n / PAPER_TABLE1[model][0] if paper_n is not None else None
                 csv_rows.append([model, kind, t, n, round(100 * n / total, 4),
                                  "" if paper_n is None else paper_n,
                                  "" if paper_p is None else round(paper_p, 4)])
                 points.append((t, n, 100 * n / total))
-                md_rows.append([common.MODEL_LABELS[model], f">= {t:g} %" +
+                md_rows.append([f"{network.label} ({network.dataset})", f">= {t:g} %" +
                                 ("" if kind == "paper" else " (fine)"),
                                 f"{n:,}", f"{100 * n / total:.2f} %",
                                 "" if paper_n is None else f"{paper_n:,}",
                                 "" if paper_p is None else f"{paper_p:.2f} %"])
             curves[model] = sorted(set(points))
             summary[model] = {
+                "label": network.label, "dataset": network.dataset,
                 "neurons": total, "images": per_model[model], "max_nvf": top,
                 "mean_nvf": sum(scores) / total,
                 "counts": {f"{t:g}": count_at(scores, t)
                            for t in sorted(set(fine) | set(PAPER_GRID))},
-                "paper_neurons": PAPER_TABLE1[model][0],
-                "paper_portion_at_20": PAPER_AT_20[model],
-                "matched_threshold": matched,
-                "matched_neurons": max(1, round(PAPER_AT_20[model] * total / 100)),
                 "nonzero": sum(1 for v in scores if v > 0)}
+            if paper:
+                summary[model].update({
+                    "paper_neurons": PAPER_TABLE1[model][0],
+                    "paper_portion_at_20": PAPER_AT_20[model],
+                    "matched_threshold": matched,
+                    "matched_neurons": max(1, round(PAPER_AT_20[model] * total / 100))})
     except ValueError as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     common.write_csv(ctx, "table1.csv", ["model", "grid", "threshold_pct", "neurons",
                                          "portion_pct", "paper_neurons", "paper_portion_pct"],
                      csv_rows)
-    notes = [f"- {common.MODEL_LABELS[m]}: {s['neurons']:,} neurons, NVF over "
+    notes = [f"- {s['label']} ({s['dataset']}): {s['neurons']:,} neurons, NVF over "
              f"{s['images']} training images; largest NVF {s['max_nvf']:.3f} %, mean "
-             f"{s['mean_nvf']:.4f} %, {s['nonzero']:,} neurons with NVF > 0. The paper's "
-             f"20 % threshold protects {PAPER_AT_20[m]} % of its neurons; the top "
-             f"{s['matched_neurons']:,} here reach down to NVF {s['matched_threshold']:.4g} %"
-             + (" (fewer neurons than that have NVF > 0: the rest are taken in the "
-                "ranking's tie order)" if s["nonzero"] < s["matched_neurons"] else "")
-             + "." for m, s in summary.items()]
+             f"{s['mean_nvf']:.4f} %, {s['nonzero']:,} neurons with NVF > 0." + (
+                 "" if "matched_neurons" not in s else
+                 f" The paper's 20 % threshold protects {PAPER_AT_20[m]} % of its neurons; "
+                 f"the top {s['matched_neurons']:,} here reach down to NVF "
+                 f"{s['matched_threshold']:.4g} %"
+                 + (" (fewer neurons than that have NVF > 0: the rest are taken in the "
+                    "ranking's tie order)" if s["nonzero"] < s["matched_neurons"] else "")
+                 + ".") for m, s in summary.items()]
     common.write_text(ctx, "table1.md", common.markdown_table(
         ["network", "NVF", "neurons (ours)", "portion (ours)", "neurons (paper 004)",
          "portion (paper 004)"], md_rows) + "\n" + "\n".join(notes) + "\n")
-    _plot(ctx, curves, True)
-    lines = [f"{common.MODEL_LABELS[m]}: {s['neurons']} neurons, max NVF "
-             f"{s['max_nvf']:.3f} %, >= 5 %: {s['counts']['5']}, matched threshold "
-             f"{s['matched_threshold']:.4g} %" for m, s in summary.items()]
+    _plot(ctx, curves, networks)
+    lines = [f"{s['label']} ({s['dataset']}): {s['neurons']} neurons, max NVF "
+             f"{s['max_nvf']:.3f} %, >= 5 %: {s['counts']['5']}" + (
+                 f", matched threshold {s['matched_threshold']:.4g} %"
+                 if "matched_threshold" in s else "") for m, s in summary.items()]
     common.finish(ctx, {"models": summary}, lines)

@@ -131,8 +131,7 @@ def _count(pct, total):
 
 
 @click.command("tmr-pneu")
-@click.option("--models", default="lenet5,mlp7", show_default=True,
-              help="Comma-separated networks (mlp7, lenet5, alexnet).")
+@common.model_options(_MODELS, "lenet5,mlp7")
 @click.option("--images", default="200", show_default=True,
               help="Training images of the activation ranking: N, and/or MODEL=N.")
 @click.option("--pneu", type=click.FloatRange(0, 100, min_open=True), default=5.0,
@@ -148,28 +147,28 @@ def _count(pct, total):
 @click.option("--test-images", type=click.IntRange(min=1), default=None,
               help="First N test images only (default: all).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Training epochs (default: each network's own).")
+              help="Training epochs of the built-in networks (default: each one's own).")
 @common.common_options("tmr-pneu")
-def command(models, images, pneu, crash, tmr_levels, byzantine, repeats, test_images,
-            epochs, output, cache, seed, as_json):
+def command(models, model_files, images, pneu, crash, tmr_levels, byzantine, repeats,
+            test_images, epochs, output, cache, seed, as_json, dataset, data_dir):
     """Paper 000: critical vs random crashes, TMR-pNeu + pruning, cost, Byzantine faults."""
     from .table1 import parse_images
 
-    models = common.parse_names(models, "--models", _MODELS)
-    per_model = parse_images(images, models)
     crash_pct = sorted(set(common.parse_floats(crash, "--crash", low=0, high=100)))
     levels = sorted(set(common.parse_floats(tmr_levels, "--tmr", low=0, high=50)))
     counts = sorted({int(c) for c in common.parse_floats(byzantine, "--byzantine", low=1)})
-    ctx = common.prepare("tmr-pneu", output, cache, seed, as_json)
+    ctx = common.prepare("tmr-pneu", output, cache, seed, as_json, dataset, data_dir)
     try:
-        results = {m: _run_model(ctx, m, per_model[m], pneu, crash_pct, levels, counts,
-                                 repeats, test_images, epochs) for m in models}
+        networks = common.networks(ctx, models, model_files, epochs=epochs)
+        per_model = parse_images(images, [n.key for n in networks])
+        results = {n.key: _run_model(ctx, n, per_model[n.key], pneu, crash_pct, levels,
+                                     counts, repeats, test_images) for n in networks}
     except ValueError as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     _write(ctx, results, levels)
     lines = []
     for m, r in results.items():
-        lines.append(f"{common.MODEL_LABELS[m]}: fault-free {100 * r['accuracy']:.2f} %; "
+        lines.append(f"{results[m]['label']}: fault-free {100 * r['accuracy']:.2f} %; "
                      + ", ".join(f"{p:g} % crashed: critical {100 * c:.1f} % / random "
                                  f"{100 * rnd:.1f} %" for p, c, rnd, _ in r["crash"]
                                  if p in (1, 5, 10)))
@@ -179,18 +178,17 @@ def command(models, images, pneu, crash, tmr_levels, byzantine, repeats, test_im
     common.finish(ctx, {"models": results, "pneu": pneu, "repeats": repeats}, lines)
 
 
-def _run_model(ctx, model, images, pneu, crash_pct, levels, counts, repeats, test_images,
-               epochs):
+def _run_model(ctx, network, images, pneu, crash_pct, levels, counts, repeats, test_images):
     import torch
     from tqdm import tqdm
 
     from ..harden import cost, harden, select_bottom, select_top, to_channels
-    from ..checkpoint import quantize_checkpoint
 
-    path = common.checkpoint(ctx, model, epochs=epochs)
+    model, path = network.key, network.path
     ranking = common.ranking_list(
-        common.ranking_path(ctx, path, "activation", images=images), path)
-    net, _, _, data = quantize_checkpoint(path)
+        common.ranking_path(ctx, path, "activation", images=images, source=network.source),
+        path)
+    net, _, _, data = network.load()
     x, labels = data.x_test, data.y_test
     if test_images is not None:
         x, labels = x[:test_images], labels[:test_images]
@@ -261,7 +259,8 @@ def _run_model(ctx, model, images, pneu, crash_pct, levels, counts, repeats, tes
             std = (sum((a - mean) ** 2 for a in accs) / len(accs)) ** 0.5
             byz.append((k, name, mean, std))
     bar.close()
-    return {"neurons": total, "images": images, "accuracy": accuracy,
+    return {"label": network.label, "dataset": data.name,
+            "neurons": total, "images": images, "accuracy": accuracy,
             "before": {"memory_bytes": before["memory_bytes"], "macs": before["macs"]},
             "crash": [(p, c, m, s) for p, c, m, s, _ in crash_rows],
             "pruning": [(p, pr) for p, _, _, _, pr in crash_rows],
@@ -308,7 +307,7 @@ def _write(ctx, results, levels):
                       capsize=3, label="random")
         axis.plot(ps, [100 * a for _, a in r["pruning"]], "^--", color="C2",
                   label="pruned (bottom of ranking)")
-        axis.set_title(common.MODEL_LABELS[m])
+        axis.set_title(results[m]["label"])
         axis.set_xlabel("crashed / pruned neurons (%)")
         axis.set_ylabel("accuracy (%)")
         axis.grid(True, alpha=0.3)
@@ -325,7 +324,7 @@ def _write(ctx, results, levels):
         for n, t in enumerate(r["table2"]):
             axis.plot(r["crash_pct"], [100 * a for a in t["crash_curve"]], ".-",
                       color=f"C{n}", label=f"TMR-{t['pneu']:g} + pruning")
-        axis.set_title(f"{common.MODEL_LABELS[m]}: critical neurons crashed")
+        axis.set_title(f"{results[m]['label']}: critical neurons crashed")
         axis.set_xlabel("crashed neurons (%)")
         axis.set_ylabel("accuracy (%)")
         axis.grid(True, alpha=0.3)
@@ -338,7 +337,7 @@ def _write(ctx, results, levels):
                           yerr=[100 * s for _, _, s in pts], fmt=".-", capsize=2,
                           color="k" if name == "unprotected" else f"C{n - 1}", label=name)
         axis.set_xscale("log")
-        axis.set_title(f"{common.MODEL_LABELS[m]}: random Byzantine neurons")
+        axis.set_title(f"{results[m]['label']}: random Byzantine neurons")
         axis.set_xlabel("faulty neurons")
         axis.set_ylabel("accuracy (%)")
         axis.grid(True, alpha=0.3)
@@ -347,7 +346,7 @@ def _write(ctx, results, levels):
     md = ["## Critical vs random crashes (paper 000 Fig. 3) and pruning (Fig. 4)\n",
           common.markdown_table(
               ["network", "crashed %", "critical", "random (mean +- std)", "bottom pruned"],
-              [[common.MODEL_LABELS[m], f"{p:g}", f"{100 * c:.2f} %",
+              [[results[m]["label"], f"{p:g}", f"{100 * c:.2f} %",
                 f"{100 * a:.2f} +- {100 * s:.2f} %", f"{100 * pr:.2f} %"]
                for m, r in results.items()
                for (p, c, a, s), (_, pr) in zip(r["crash"], r["pruning"])]),
@@ -355,14 +354,14 @@ def _write(ctx, results, levels):
           common.markdown_table(
               ["network", "TMR", "protected neurons (channels)", "pruned neurons (channels)",
                "memory", "MACs", "neurons", "accuracy"],
-              [[common.MODEL_LABELS[m], f"TMR-{t['pneu']:g}",
+              [[results[m]["label"], f"TMR-{t['pneu']:g}",
                 f"{t['protected_neurons']:,} ({t['protected_channels']})",
                 f"{t['pruned_neurons']:,} ({t['pruned_channels']})",
                 f"{t['memory_bytes']:,} B ({t['memory_pct']:+.2f} %)",
                 f"{t['macs']:,} ({t['macs_pct']:+.2f} %)", f"{t['neurons']:,}",
                 f"{100 * t['accuracy']:.2f} %"] for m, r in results.items()
                for t in r["table2"]]
-              + [[common.MODEL_LABELS[m], "none", "", "",
+              + [[results[m]["label"], "none", "", "",
                   f"{r['before']['memory_bytes']:,} B", f"{r['before']['macs']:,}",
                   f"{r['neurons']:,}", f"{100 * r['accuracy']:.2f} %"]
                  for m, r in results.items()]),
@@ -374,13 +373,13 @@ def _write(ctx, results, levels):
           "\n## Critical crashes on the protected networks (Fig. 5)\n",
           common.markdown_table(
               ["network", "crashed %", "unprotected"] + [f"TMR-{lv:g}" for lv in levels],
-              [[common.MODEL_LABELS[m], f"{p:g}", f"{100 * r['crash'][j][1]:.2f} %"]
+              [[results[m]["label"], f"{p:g}", f"{100 * r['crash'][j][1]:.2f} %"]
                + [f"{100 * t['crash_curve'][j]:.2f} %" for t in r["table2"]]
                for m, r in results.items() for j, p in enumerate(r["crash_pct"])]),
           "\n## Random Byzantine neurons (Fig. 6), accuracy mean +- std\n",
           common.markdown_table(
               ["network", "faulty neurons", "unprotected"] + [f"TMR-{lv:g}" for lv in levels],
-              [[common.MODEL_LABELS[m], str(k)]
+              [[results[m]["label"], str(k)]
                + [f"{100 * a:.2f} +- {100 * s:.2f} %" for kk, _, a, s in r["byzantine"]
                   if kk == k]
                for m, r in results.items()

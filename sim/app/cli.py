@@ -86,10 +86,21 @@ def main():
 @click.option("-o", "--output", default="report", show_default=True,
               type=click.Path(file_okay=False),
               help="Directory of the report, the intermediate files and the stage cache.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Run the flow on this network instead of training LeNet-5: a "
+                   "checkpoint (MODEL.pt), a quantized .onnx or a QNET.npz.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Images of --model (default: the checkpoint's own; digits for "
+                   ".onnx/.npz; mnist5k: 5,000 real MNIST digits).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory of the mnist / cifar10 raw files.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the stage records (status, seconds, result) as JSON.")
-def demo(output, as_json):
+def demo(output, model_path, dataset, data_dir, as_json):
     """Run the whole flow on LeNet-5 / digits and write OUTPUT/index.html and README.md.
+
+    With --model the flow runs on your network instead (no training; the RTL campaigns
+    on its last hidden layer); use a new OUTPUT directory per network.
 
     Stages (each resumes from OUTPUT/stages/ when rerun): train, quantize, rank (NVF),
     harden (LCU and TMR at NVF >= 20 % and at the top 3.99 % of neurons, the share
@@ -100,14 +111,23 @@ def demo(output, as_json):
     building block is not in this version is listed as "not available in this
     version". The exit status is 1 when a stage failed.
     """
-    from .demo import run_demo
+    from .demo import DEFAULTS, given_model, run_demo
 
+    if dataset is not None and model_path is None:
+        raise click.UsageError("--dataset applies to --model (the default run trains on "
+                               "digits)")
+    config = DEFAULTS
+    if model_path is not None:
+        try:
+            config = given_model(model_path, dataset=dataset, data_dir=data_dir)
+        except ValueError as error:
+            raise click.ClickException(str(error).splitlines()[0]) from None
     out = Path(output)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise click.ClickException(f"{output}: {error}") from None
-    result = run_demo(out, say=(lambda line: None) if as_json else click.echo)
+    result = run_demo(out, config=config, say=(lambda line: None) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(result))
     else:

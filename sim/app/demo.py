@@ -36,7 +36,8 @@ import click
 
 from neuroharden.golden.atomic import atomic_output
 
-__all__ = ["Stage", "STAGES", "DEFAULTS", "stage_key", "run_stages", "run_demo"]
+__all__ = ["Stage", "STAGES", "DEFAULTS", "stages_for", "given_model", "stage_key",
+           "run_stages", "run_demo"]
 
 #: Settings of the default demo (recorded in every stage result; changing one reruns).
 DEFAULTS = {
@@ -112,6 +113,24 @@ class Context:
     def path(self, name):
         return self.out / name
 
+    @property
+    def model(self):
+        """The network file of the run: ``model.pt`` (trained), or the given file's copy."""
+        return self.path(model_file_name(self.config))
+
+    @property
+    def source(self):
+        """Keyword arguments naming the images of a given network (none for a trained one,
+        whose checkpoint records them)."""
+        if self.config.get("model_file") is None:
+            return {}
+        return {"dataset": self.config["dataset"], "data_dir": self.config.get("data_dir")}
+
+
+def model_file_name(config):
+    """Name of the run's network file in the output directory."""
+    return "model" + config.get("model_suffix", ".pt")
+
 
 def _selection(config, name):
     return ({"threshold": config["paper_threshold"]} if name == "nvf20"
@@ -123,6 +142,21 @@ def _hardened_name(scheme, selection):
 
 
 # -- stages -------------------------------------------------------------------------
+
+
+def _take_model(ctx):
+    """The network given with ``--model``: copied into the output directory, not trained."""
+    import shutil
+
+    from neuroharden.golden.campaign import file_sha256
+
+    source = ctx.config["model_file"]
+    with atomic_output(ctx.model) as file, open(source, "rb") as original:
+        shutil.copyfileobj(original, file)
+    if file_sha256(ctx.model) != ctx.config["model_sha256"]:
+        raise ValueError(f"{source}: changed while it was copied")
+    return {"float_accuracy": None, "epochs": None, "train_seconds": None,
+            "model_file": source}
 
 
 def _train(ctx):
@@ -142,9 +176,8 @@ def _quantize(ctx):
     from neuroharden.golden.harden import cost
     from neuroharden.golden.checkpoint import load_intnet
 
-    model = ctx.path("model.pt")
-    result = evaluate_checkpoint(model)
-    net = load_intnet(model)
+    result = evaluate_checkpoint(ctx.model, **ctx.source)
+    net = load_intnet(ctx.model, **ctx.source)
     export_intnet(net, ctx.path("qnet.npz"))
     return {"float_accuracy": result["float_accuracy"],
             "int8_accuracy": result["int8_accuracy"], "images": result["images"],
@@ -156,8 +189,8 @@ def _quantize(ctx):
 def _rank(ctx):
     from neuroharden.golden.ranking import rank, write_critical
 
-    document, report = rank(ctx.path("model.pt"), "nvf", images=ctx.config["rank_images"],
-                            seed=ctx.config["seed"])
+    document, report = rank(ctx.model, "nvf", images=ctx.config["rank_images"],
+                            seed=ctx.config["seed"], **ctx.source)
     write_critical(ctx.path("CRITICAL.json"), document)
     scores = [n["score"] for n in document["neurons"]]
     layers = {}
@@ -181,9 +214,9 @@ def _harden(ctx):
     for selection in SELECTIONS:
         for scheme in SCHEMES:
             report = harden_checkpoint(
-                str(ctx.path("model.pt")), str(ctx.path("CRITICAL.json")), scheme=scheme,
+                str(ctx.model), str(ctx.path("CRITICAL.json")), scheme=scheme,
                 output=str(ctx.path(_hardened_name(scheme, selection))),
-                **_selection(ctx.config, selection))
+                **_selection(ctx.config, selection), **ctx.source)
             reports[f"{scheme}-{selection}"] = {k: v for k, v in report.items()
                                                  if k != "layers"}
     return reports
@@ -196,9 +229,9 @@ def _cost(ctx):
     from neuroharden.synth.cost import protection_cost
 
     c = ctx.config
-    net = quantize_checkpoint(ctx.path("model.pt"))[0]
+    net = quantize_checkpoint(ctx.model, **ctx.source)[0]
     ranking = [(n["layer"], n["index"], n["score"]) for n in
-               load_critical(ctx.path("CRITICAL.json"), ctx.path("model.pt"))["neurons"]]
+               load_critical(ctx.path("CRITICAL.json"), ctx.model)["neurons"]]
     cache = Cache(ctx.path("synth-cache"))
     at = {selection: protection_cost(net, ranking, rows=c["rows"], cols=c["cols"],
                                      target=c["target"], cache=cache,
@@ -221,7 +254,7 @@ def _accelerator(ctx):
     from neuroharden.golden.checkpoint import quantize_checkpoint
 
     c = ctx.config
-    k_depth = k_depth_of(quantize_checkpoint(ctx.path("model.pt"))[0])
+    k_depth = k_depth_of(quantize_checkpoint(ctx.model, **ctx.source)[0])
     ctx.path("verilog").mkdir(exist_ok=True)
     files = {}
     for protect in SCHEMES:
@@ -240,13 +273,13 @@ def _rtl_check(ctx):
 
     c = ctx.config
     return {name: run_checkpoint(str(model), images=c["rtl_images"], rows=c["rows"],
-                                 cols=c["cols"], sim=c["sim"])
+                                 cols=c["cols"], sim=c["sim"], **ctx.source)
             for name, model in _variants(ctx).items()}
 
 
 def _variants(ctx):
     """The networks the checks and campaigns compare: unprotected, LCU, TMR."""
-    return {"none": ctx.path("model.pt"),
+    return {"none": ctx.model,
             **{f"{scheme}-top3.99": ctx.path(_hardened_name(scheme, "top3.99"))
                for scheme in SCHEMES}}
 
@@ -259,7 +292,7 @@ def _campaign_model(ctx):
     for name, model in _variants(ctx).items():
         summary = run_campaign(str(model), fault_model="bitflip", target="output",
                                faults=c["campaign_faults"], seed=c["seed"],
-                               db_path=str(ctx.path("campaigns.sqlite")))
+                               db_path=str(ctx.path("campaigns.sqlite")), **ctx.source)
         out[name] = {k: v for k, v in summary.items() if k != "db"}
     return out
 
@@ -276,7 +309,7 @@ def _campaign_rtl(ctx):
             sites=c["rtl_campaign_sites"], layers=c["rtl_campaign_layers"],
             faults=c["rtl_campaign_faults"], seed=c["seed"],
             db_path=str(ctx.path("rtl-campaigns.sqlite")), rows=c["rows"], cols=c["cols"],
-            sim=c["sim"])
+            sim=c["sim"], **ctx.source)
         # Wall time with the simulator build and the compilation, besides the fault loop
         # the summary times.
         out[name] = {**{k: v for k, v in summary.items() if k != "db"},
@@ -296,18 +329,28 @@ def _threshold_sweep(ctx):
     c = ctx.config
     cache = ctx.path("fig4-cache")
     cache.mkdir(exist_ok=True)
-    # The experiment's cache names (golden.experiments.common): seeding them with the
-    # demo's own checkpoint and ranking (the same deterministic training) skips both.
-    epochs = load_checkpoint(ctx.path("model.pt"))[1]["epochs"]
-    stem = f"{c['model']}-{c['dataset']}-seed{c['seed']}-e{epochs}"
-    for source, name in (("model.pt", f"{stem}.pt"),
-                         ("CRITICAL.json", f"{stem}-nvf-{c['rank_images']}img.json")):
-        if not (cache / name).exists():
-            shutil.copyfile(ctx.path(source), cache / name)
     # as_json: no progress lines on stderr (the demo prints one line per stage).
     experiment = common.prepare("fig4", str(ctx.path("fig4")), str(cache), c["seed"],
-                                as_json=True)
-    summary, _ = fig4.run(experiment, [c["model"]], images={c["model"]: c["rank_images"]},
+                                as_json=True, dataset=c["dataset"],
+                                data_dir=c.get("data_dir"))
+    # Seeding the experiment's cache (golden.experiments.common) with the demo's own
+    # network and ranking skips both: a trained checkpoint under the name the
+    # experiment's training gives it (the same deterministic training), a given network
+    # as the file it is.
+    if c.get("model_file") is None:
+        epochs = load_checkpoint(ctx.model)[1]["epochs"]
+        model = str(cache / f"{c['model']}-{c['dataset']}-seed{c['seed']}-e{epochs}.pt")
+        if not Path(model).exists():
+            shutil.copyfile(ctx.model, model)
+        network = common.Network(c["model"], common.MODEL_LABELS[c["model"]], model, True,
+                                 {})
+    else:
+        network = common.Network(c["model"], c["model"], str(ctx.model), False, ctx.source)
+    ranking = common.ranking_file(experiment, network.path, "nvf", images=c["rank_images"],
+                                  source=network.source)
+    if not Path(ranking).exists():
+        shutil.copyfile(ctx.path("CRITICAL.json"), ranking)
+    summary, _ = fig4.run(experiment, [network], images={network.key: c["rank_images"]},
                           thresholds=c["fig4_thresholds"], max_faults=c["fig4_faults"],
                           test_images=c["fig4_test_images"])
     common.write_summary(experiment, summary)
@@ -366,10 +409,68 @@ STAGES = (
 )
 
 
+def stages_for(config):
+    """The demo's stages for ``config``: :data:`STAGES`, with the training replaced by
+    taking the network file of :func:`given_model` when there is one."""
+    if config.get("model_file") is None:
+        return STAGES
+    take = Stage("train", f"take the given network ({Path(config['model_file']).name}), "
+                          f"images from {config['dataset']}",
+                 _take_model, (model_file_name(config),), (),
+                 ("model_sha256", "model_suffix", "dataset", "data_dir"))
+    return (take, *STAGES[1:])
+
+
+def given_model(path, *, dataset=None, data_dir=None, config=DEFAULTS):
+    """The settings of a demo run on the user's network file ``path`` (``--model``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint (``MODEL.pt``), a quantized ``.onnx`` or a ``QNET.npz``; not a
+        hardened network (the demo hardens it).
+    dataset, data_dir : str, optional
+        Image source (:func:`golden.checkpoint.quantize_checkpoint`; default: the
+        checkpoint's own, ``digits`` for an imported network).
+    config : dict
+        The settings it starts from.
+
+    Returns
+    -------
+    dict
+        ``config`` with the network (``model``: its name, ``model_file``,
+        ``model_sha256``, ``model_suffix``), its ``dataset`` and ``data_dir``, and the
+        RTL campaigns on its last hidden layer (LeNet-5's fc2 in the default run).
+
+    Raises
+    ------
+    ValueError
+        A missing, unreadable, unsupported or hardened file, or images that do not fit.
+    """
+    from neuroharden.golden.campaign import file_sha256
+    from neuroharden.golden.checkpoint import is_imported, quantize_checkpoint
+    from neuroharden.golden.hardened import is_hardened
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if is_hardened(path):
+        raise ValueError(f"{path}: a hardened network; give the original (the demo "
+                         f"hardens it)")
+    net, _, metadata, data = quantize_checkpoint(path, data_dir, dataset)
+    if len(net.layers) < 2:
+        raise ValueError(f"{path}: the demo needs a hidden layer to protect")
+    return {**config, "model": metadata.get("model") or path.stem,
+            "model_file": str(path.resolve()), "model_sha256": file_sha256(path),
+            "model_suffix": path.suffix.lower() if is_imported(path) else ".pt",
+            "dataset": data.name, "data_dir": None if data_dir is None else str(data_dir),
+            "rtl_campaign_layers": [net.layers[-2].name]}
+
+
 def stage_key(stage, config, keys):
     """Hash of what a stage result depends on: its settings and the keys of its needs."""
     text = json.dumps({"stage": stage.name,
-                       "settings": {k: config[k] for k in stage.settings},
+                       "settings": {k: config.get(k) for k in stage.settings},
                        "needs": [keys[n] for n in stage.needs]},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -488,7 +589,7 @@ def run_demo(out, *, config=DEFAULTS, say=click.echo, progress=None):
 
     out = Path(out)
     started = time.perf_counter()
-    records = run_stages(STAGES, out, config, say=say, progress=progress)
+    records = run_stages(stages_for(config), out, config, say=say, progress=progress)
     seconds = time.perf_counter() - started
     paths = build_report(out, records, config, seconds)
     return {"seconds": seconds, "stages": records, "report": [str(p) for p in paths]}

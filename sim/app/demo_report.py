@@ -66,7 +66,9 @@ def _network(records, config):
     c = q["cost"]
     rows = [["network", f"{_MODEL_LABEL.get(config['model'], config['model'])} on "
                         f"{config['dataset']}"],
-            ["training", f"{t['epochs']} epochs, {t['train_seconds']:.1f} s"],
+            ["training", f"{t['epochs']} epochs, {t['train_seconds']:.1f} s"
+                         if t.get("epochs") is not None else
+                         f"none (given file {t['model_file']})"],
             ["float test accuracy", _pct(q["float_accuracy"])],
             ["int8 test accuracy (bit-exact integer model)", _pct(q["int8_accuracy"])],
             ["test images", _int(q["images"])],
@@ -99,9 +101,9 @@ def _nvf(records, config):
             f"{r['max']:.2f} %; {r['nonzero']:,} of {r['neurons']:,} neurons have a "
             f"non-zero NVF and {r['at_paper_threshold']} reach paper 004's threshold of "
             f"{config['paper_threshold']:g} %. Paper 004 protects 3.99 % of LeNet-5's "
-            f"neurons (187 of 4,684) at that threshold on MNIST; the digits network's NVFs "
-            f"are much smaller, so the demo reports the {config['paper_threshold']:g} % "
-            f"threshold as it is (no neuron) and also protects the top "
+            f"neurons (187 of 4,684) at that threshold on MNIST; the demo reports the "
+            f"{config['paper_threshold']:g} % threshold as it is "
+            f"({r['at_paper_threshold']:,} neurons here) and also protects the top "
             f"{config['paper_fraction']:g} % of the ranking, the portion the paper "
             f"protects."]
     per_layer = Table("NVF per layer", ["layer", "neurons", "non-zero NVF", "largest NVF"],
@@ -230,7 +232,7 @@ def _accelerator(records, config):
         return _unavailable(records, "accelerator", "Accelerator Verilog")
     text = [f"`neuroharden generate accelerator`: a {r['rows']}x{r['cols']} "
             f"output-stationary array with operand buffers {r['k_depth']} words deep "
-            f"(LeNet-5's largest reduction), requantizers, the protection unit and the "
+            f"(the network's largest reduction), requantizers, the protection unit and the "
             f"output buffer, once with LCUs and once with voters."]
     return Section("Accelerator Verilog", text=text, tables=[Table(
         "Generated accelerators", ["protection unit", "file", "lines", "bytes"],
@@ -682,7 +684,8 @@ def build_report(out, records, config, seconds):
                 _sweep(records, config),
                 _synthesis(records, config), _proofs(records, config),
                 _stages(records, seconds)]
-    paths = write_report(out, title="neuroharden demo: LeNet-5 on digits",
+    network = _MODEL_LABEL.get(config["model"], config["model"])
+    paths = write_report(out, title=f"neuroharden demo: {network} on {config['dataset']}",
                          headline=headline(records, config, seconds), sections=sections)
     path = Path(out) / HEADLINE_FILE
     with atomic_output(path, "w") as file:

@@ -86,8 +86,10 @@ def _plot(ctx, rows):
 
 
 @click.command("rtl-vs-model")
-@click.option("--model", "model_name", type=click.Choice(_MODELS), default="lenet5",
-              show_default=True, help="Network (trained on digits, cached).")
+@click.option("--model", "model_name", default="lenet5", show_default=True,
+              metavar="NAME|FILE",
+              help=f"A built-in network ({', '.join(_MODELS)}; trained on --dataset, "
+                   f"cached) or a network file (checkpoint, quantized .onnx, QNET.npz).")
 @click.option("--images", type=click.IntRange(min=1), default=64, show_default=True,
               help="First test images every fault is evaluated on (both levels).")
 @click.option("--faults", type=click.IntRange(min=1), default=500, show_default=True,
@@ -107,16 +109,19 @@ def _plot(ctx, rows):
               help="Dask workers of the RTL campaigns.")
 @common.common_options("rtl-vs-model")
 def command(model_name, images, faults, model_faults, classes, rows, cols, sim, workers,
-            output, cache, seed, as_json):
+            output, cache, seed, as_json, dataset, data_dir):
     """RTL PE-register bit-flips vs model-level neuron / accumulator / weight bit-flips."""
     from neuroharden.golden.campaign import run_campaign
     from neuroharden.sim.rtl_campaign import run_rtl_campaign
 
     chosen = common.parse_names(classes, "--classes", [*RTL_CLASSES, *MODEL_CLASSES])
-    ctx = common.prepare("rtl-vs-model", output, cache, seed, as_json)
-    path = common.checkpoint(ctx, model_name)
+    ctx = common.prepare("rtl-vs-model", output, cache, seed, as_json, dataset, data_dir)
     results = []
     try:
+        builtin = model_name in _MODELS
+        network = common.networks(ctx, [model_name] if builtin else [],
+                                  [] if builtin else [model_name])[0]
+        path, source = network.path, network.source
         for name in chosen:
             if name in RTL_CLASSES:
                 glob, label = RTL_CLASSES[name]
@@ -124,7 +129,7 @@ def command(model_name, images, faults, model_faults, classes, rows, cols, sim, 
                 summary = run_rtl_campaign(
                     path, images=images, fault_model="bitflip", sites=glob, faults=faults,
                     seed=seed, db_path=ctx.db, rows=rows, cols=cols, sim=sim,
-                    workers=workers, progress=None if not as_json else False)
+                    workers=workers, progress=None if not as_json else False, **source)
                 level = "rtl"
             else:
                 target, label = MODEL_CLASSES[name]
@@ -133,7 +138,7 @@ def command(model_name, images, faults, model_faults, classes, rows, cols, sim, 
                 summary = run_campaign(path, fault_model="bitflip", target=target,
                                        faults=model_faults, seed=seed, db_path=ctx.db,
                                        images=images,
-                                       progress=None if not as_json else False)
+                                       progress=None if not as_json else False, **source)
                 level = "model"
             results.append({"name": name, "label": label, "level": level,
                             "summary": summary,
@@ -167,10 +172,11 @@ def command(model_name, images, faults, model_faults, classes, rows, cols, sim, 
                       "critical_003", "critical_004", "critical_004_pct", "ci_low_pct",
                       "ci_high_pct", "changed_images", "images"], csv_rows)
     common.write_text(ctx, "rtl_vs_model.md", common.markdown_table(header, md_rows) + (
-        f"\n{common.MODEL_LABELS[model_name]}, first {images} test images, "
+        f"\n{network.label} ({network.dataset}), first {images} test images, "
         f"{rows}x{cols} accelerator on {sim}; rates with 95 % Wilson intervals.\n"))
     _plot(ctx, results)
-    summary = {"model": model_name, "images": images, "rows": rows, "cols": cols,
+    summary = {"model": model_name, "dataset": network.dataset, "images": images,
+               "rows": rows, "cols": cols,
                "sim": sim,
                "classes": {row["name"]: {
                    "level": row["level"], "population": row["summary"]["population"],

@@ -23,8 +23,10 @@ Differences from the paper, stated in the outputs:
 
 * the array is ``--rows`` x ``--cols`` (default 8 x 8; the paper's is 28 x 28), so the
   fault space and sample are smaller;
-* both arrays run the same int8-quantized LeNet-5 trained on the bundled digits (the
-  paper quantized separate 8- and 16-bit networks trained on MNIST): on the 16-bit
+* both arrays run the same int8-quantized LeNet-5 trained on ``--dataset`` (default
+  the bundled digits; ``--model`` runs any other network file, a quantized ``.onnx``
+  included; the paper quantized separate 8- and 16-bit networks trained on MNIST):
+  on the 16-bit
   array an int8 weight is sign-extended, so bits 8..15 are copies of its sign bit and a
   stuck bit there adds or removes a multiple of 256 (or 32,768) to the weight;
 * the paper's unit of classification is the (image, fault) pair; the table gives that
@@ -59,7 +61,8 @@ _CLASSES = ("masked", "tolerable", "critical")
 _CHUNK = 16  # faults per committed batch
 
 
-def _campaign(program, width, *, confidence, margin, cap, seed, images, model_sha256):
+def _campaign(program, width, *, confidence, margin, cap, seed, images, model_sha256,
+              dataset_field):
     """One array's fault space, campaign definition and Leveugle's size of the space."""
     from neuroharden.golden.campaign import CampaignDefinition
     from neuroharden.golden.sampling import leveugle_sample_size
@@ -74,7 +77,8 @@ def _campaign(program, width, *, confidence, margin, cap, seed, images, model_sh
         level="sa-fi", faults=leveugle if cap is None else min(cap, leveugle), seed=seed,
         images=images, population=len(space),
         fields={"model_sha256": model_sha256, "width": width, "rows": program.rows,
-                "cols": program.cols, "fault_model": "stuck-at", "sites": "pe.w_reg"})
+                "cols": program.cols, "fault_model": "stuck-at", "sites": "pe.w_reg",
+                **dataset_field})
     return space, definition, leveugle
 
 
@@ -150,7 +154,7 @@ def _rates(rows, images):
                          for c, v in faults.items()}}
 
 
-def _plot(ctx, results, rows, cols):
+def _plot(ctx, results, rows, cols, name):
     plt = common.pyplot()
     colors = {"masked": "#4c9a5b", "tolerable": "#e0a030", "critical": "#c8443c"}
     bars = []
@@ -172,8 +176,9 @@ def _plot(ctx, results, rows, cols):
     axis.set_xticks(list(positions), [b[0] for b in bars], fontsize=7)
     axis.set_ylabel("%")
     axis.set_ylim(0, 100)
-    axis.set_title(f"Paper 003 Table I: stuck-at faults in the PE weight inputs, LeNet-5\n"
-                   f"ours: {rows} x {cols} array, digits; paper: 28 x 28 array, MNIST",
+    axis.set_title(f"Paper 003 Table I: stuck-at faults in the PE weight inputs\n"
+                   f"ours: {name}, {rows} x {cols} array; paper: LeNet-5, MNIST, 28 x 28 "
+                   f"array",
                    fontsize=9)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     return common.save_figure(ctx, figure, "sa_fi.png")
@@ -182,7 +187,8 @@ def _plot(ctx, results, rows, cols):
 @click.command("sa-fi")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, exists=True),
               default=None,
-              help="LeNet-5 checkpoint (default: LeNet-5 trained on digits, cached).")
+              help="Network file: a checkpoint, a quantized .onnx or a QNET.npz "
+                   "(default: LeNet-5 trained on --dataset, cached).")
 @click.option("--rows", type=click.IntRange(min=1), default=8, show_default=True,
               help="Array rows (the paper's array is 28 x 28).")
 @click.option("--cols", type=click.IntRange(min=1), default=8, show_default=True,
@@ -205,7 +211,7 @@ def _plot(ctx, results, rows, cols):
               show_default=True, help="Simulator of the RTL check.")
 @common.common_options("sa-fi")
 def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, rtl_images,
-            sim, output, cache, seed, as_json):
+            sim, output, cache, seed, as_json, dataset, data_dir):
     """Paper 003 Table I: stuck-at faults in the PE weight inputs of 8- and 16-bit arrays.
 
     Samples Leveugle's number of single stuck-at faults (2 x K x M weight-register bits
@@ -215,17 +221,17 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
     critical beside paper 003's Table I.
     """
     from neuroharden.golden.campaign import ResultsDB, file_sha256, run
-    from neuroharden.golden.checkpoint import quantize_checkpoint
+    from neuroharden.golden.checkpoint import dataset_field
     from neuroharden.sim.compiler import compile_network
     from neuroharden.sim.stuck_weights import StuckWeightNetwork
 
-    ctx = common.prepare("sa-fi", output, cache, seed, as_json)
+    ctx = common.prepare("sa-fi", output, cache, seed, as_json, dataset, data_dir)
     try:
-        path = model_path or common.checkpoint(ctx, "lenet5")
-        net, _, metadata, data = quantize_checkpoint(path)
-        if metadata.get("model") != "lenet5":
-            raise ValueError(f"{path}: paper 003's experiment runs LeNet-5, not "
-                             f"{metadata.get('model')!r}")
+        network = common.networks(ctx, [] if model_path else ["lenet5"],
+                                  [model_path] if model_path else [])[0]
+        path = network.path
+        net, _, _, data = network.load()
+        name = f"{network.label}, {data.name}"
         if images > len(data.x_test):
             raise ValueError(f"--images {images} exceeds the {len(data.x_test)} test images")
         x = net.quantize_input(data.x_test[:images]).numpy()
@@ -234,8 +240,10 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
         if program.protect != "none":
             raise ValueError(f"{path}: a hardened network; the experiment runs the plain one")
         sha = file_sha256(path)
+        identity = dataset_field(path, network.source.get("dataset"), data)
         campaigns = {w: _campaign(program, w, confidence=confidence, margin=margin, cap=cap,
-                                  seed=seed, images=images, model_sha256=sha)
+                                  seed=seed, images=images, model_sha256=sha,
+                                  dataset_field=identity)
                      for w in WIDTHS}
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
@@ -270,8 +278,8 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
                         r["outcome"], r["masked_images"], r["tolerable_images"],
                         r["critical_images"], r["changed"], r["correct"]]
                        for r in rows_db]
-    _write(ctx, program, images, confidence, margin, summary_arrays, fault_rows)
-    _plot(ctx, results, rows, cols)
+    _write(ctx, program, images, confidence, margin, summary_arrays, fault_rows, name)
+    _plot(ctx, results, rows, cols, name)
     lines = [f"{w}-bit array: {s['faults']} of {s['population']} faults; (image, fault) "
              f"pairs masked {s['pair_pct']['masked']:.2f} %, tolerable "
              f"{s['pair_pct']['tolerable']:.2f} %, critical {s['pair_pct']['critical']:.2f} % "
@@ -284,7 +292,7 @@ def command(model_path, rows, cols, images, confidence, margin, cap, rtl_check, 
                         "arrays": summary_arrays}, lines)
 
 
-def _write(ctx, program, images, confidence, margin, arrays, fault_rows):
+def _write(ctx, program, images, confidence, margin, arrays, fault_rows, name):
     header = ["width", "population", "faults", "leveugle", "injected_pct", "images",
               "fault_free_accuracy"]
     for unit in ("pair", "fault"):
@@ -318,8 +326,9 @@ def _write(ctx, program, images, confidence, margin, arrays, fault_rows):
         + ", ".join(f"{s['leveugle']:,} of {s['population']:,} ({w}-bit)"
                     + (f", capped at {s['faults']:,} by --faults" if s["capped"] else "")
                     for w, s in arrays.items())
-        + f"; each fault held in every tile of every layer; {images} digits test images.",
-        "- Both arrays run the same int8 LeNet-5; on the 16-bit array the int8 weights "
+        + f"; each fault held in every tile of every layer; {images} test images.",
+        f"- Both arrays run the same int8 network ({name}); on the 16-bit array the int8 "
+        "weights "
         "are sign-extended, so bits 8..15 copy the sign bit (the paper quantized a "
         "separate 16-bit network).",
         "- Per fault: critical if critical on any image, else tolerable if any logit "

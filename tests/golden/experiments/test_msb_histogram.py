@@ -101,7 +101,10 @@ def test_bad_input_one_line_nothing_written(short_lenet, tmp_path):
     out = tmp_path / "out"
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
+    imported = tmp_path / "qnet.onnx"
+    imported.write_bytes(b"an imported network has no float weights")
     for args in (["--model", tmp_path / "missing.pt"], ["--model", corrupt],
+                 ["--model", imported],
                  ["--model", short_lenet[0], "--bers", "0.5,2"],
                  ["--model", short_lenet[0], "--bers", "x"]):
         result = CliRunner().invoke(command, [str(a) for a in args]

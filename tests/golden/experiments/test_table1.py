@@ -51,8 +51,34 @@ def test_table1_on_lenet5(cache, tmp_path):
     assert {r["threshold_pct"] for r in rows if r["grid"] == "fine"} == {"1.0", "3.0"}
     assert lenet["counts"]["1"] == int(next(r["neurons"] for r in rows
                                             if r["threshold_pct"] == "1.0"))
-    assert "| LeNet-5 | >= 20 % |" in (out / "table1.md").read_text()
+    assert "| LeNet-5 (digits) | >= 20 % |" in (out / "table1.md").read_text()
     assert (out / "table1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table1_on_a_network_file_with_the_dataset_given(tmp_path):
+    """An onnxruntime-quantized network beside nothing built in: counted, with no paper
+    column and no matched threshold (the paper has no share for it)."""
+    from tests.golden.onnx_nets import quantized_model
+
+    model = quantized_model("mlp", tmp_path)[0]
+    out = tmp_path / "t1"
+    args = ["experiment", "table1", "--model", str(model), "--dataset", "mnist5k",
+            "--images", "3", "--cache", str(tmp_path / "cache"), "-o", str(out), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.output)["models"][model.stem]
+    assert entry["dataset"] == "mnist5k" and entry["neurons"] == 48
+    assert "matched_threshold" not in entry and "paper_neurons" not in entry
+    rows = list(csv.DictReader(open(out / "table1.csv")))
+    assert {r["model"] for r in rows} == {model.stem}
+    assert all(r["paper_neurons"] == "" for r in rows)
+    assert f"| {model.stem} (mnist5k) | >= 0 % | 48 |" in (out / "table1.md").read_text()
+    # The ranking is cached under the file's fingerprint and the dataset.
+    cached = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(cached) == 1 and cached[0].endswith("-mnist5k-nvf-3img.json")
+    # --images may name the file's network; a name that is neither is refused.
+    bad = CliRunner().invoke(main, [*args[:-1], "--images", "3,resnet=2"])
+    assert bad.exit_code == 2 and "unknown network 'resnet'" in bad.output
 
 
 @pytest.mark.slow
@@ -70,4 +96,4 @@ def test_table1_on_alexnet(tmp_path):
     assert alexnet["paper_neurons"] == 103168 and alexnet["matched_neurons"] == 198
     rows = [r for r in csv.DictReader(open(out / "table1.csv")) if r["grid"] == "paper"]
     assert [int(r["paper_neurons"]) for r in rows] == PAPER_TABLE1["alexnet"]
-    assert "| AlexNet | >= 20 % |" in (out / "table1.md").read_text()
+    assert "| AlexNet (digits) | >= 20 % |" in (out / "table1.md").read_text()

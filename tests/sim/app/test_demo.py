@@ -186,3 +186,70 @@ def test_rtl_campaign_stage_on_a_tiny_configuration(lenet5_model, tmp_path):  # 
     build_report(tmp_path, again, config, 1.0)
     md = (tmp_path / "README.md").read_text()
     assert "| LCU, top 3.99 % | lcu |" in md and "- RTL campaign (3 PE-register" in md
+
+
+@pytest.mark.slow(seconds=90)
+def test_the_demo_on_a_given_onnx_network(tmp_path):
+    """``demo --model``: an onnxruntime-quantized CNN (asymmetric uint8 activations, per-
+    channel weights) goes through the demo's stages with no training, its images from
+    the dataset given, and the RTL agrees with golden on every variant."""
+    from tests.golden.onnx_nets import quantized_model
+
+    model = quantized_model("cnn", tmp_path)[0]
+    config = {**demo.given_model(model, dataset="mnist5k"), "rank_images": 3,
+              "campaign_faults": 12, "fig4_faults": 6, "fig4_test_images": 10,
+              "fig4_thresholds": [1.0], "rtl_images": 1, "sim": "icarus"}
+    assert config["model"] == model.stem and config["model_suffix"] == ".onnx"
+    assert config["dataset"] == "mnist5k" and config["rtl_campaign_layers"] == ["fc1"]
+    names = ("train", "quantize", "rank", "harden", "accelerator", "rtl-check", "campaign-model",
+             "threshold-sweep")
+    stages = [s for s in demo.stages_for(config) if s.name in names]
+    out = tmp_path / "demo"
+    records = run_stages(stages, out, config, say=lambda line: None, progress=False)
+    assert {n: records[n]["status"] for n in names} == dict.fromkeys(names, "done"), records
+    assert (out / "model.onnx").read_bytes() == model.read_bytes()
+    assert not (out / "model.pt").exists()
+    quantized = records["quantize"]["result"]
+    assert quantized["float_accuracy"] is None and quantized["images"] == 1000
+    for check in records["rtl-check"]["result"].values():
+        assert check["agreement"] == 1.0
+    campaigns = records["campaign-model"]["result"]
+    assert list(campaigns) == ["none", "lcu-top3.99", "tmr-top3.99"]
+    assert all(c["completed"] == 12 for c in campaigns.values())
+    sweep = records["threshold-sweep"]["result"]["rows"]
+    assert {r["point"] for r in sweep} == {"1"}       # no matched point for a user network
+    build_report(out, records, config, 1.0)
+    md = (out / "README.md").read_text()
+    assert md.startswith(f"# neuroharden demo: {model.stem} on mnist5k")
+    assert f"none (given file {model})" in md
+    # Resumed: every stage cached; another file under the same output reruns from the top.
+    again = run_stages(stages, out, config, say=lambda line: None, progress=False)
+    assert {r["status"] for r in again.values()} == {"cached"}
+    (tmp_path / "other").mkdir()
+    other = {**config, **{k: v for k, v in demo.given_model(
+        quantized_model("cnn", tmp_path / "other", seed=1)[0], dataset="mnist5k").items()
+        if k.startswith("model")}}
+    assert demo.stage_key(stages[0], other, {}) != demo.stage_key(stages[0], config, {})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "{tmp}/missing.onnx"], "missing.onnx: no such file"),
+    (["--model", "{tmp}/garbage.onnx"], "garbage.onnx"),
+    (["--model", "{tmp}/hardened.pt"], "a hardened network; give the original"),
+    (["--dataset", "mnist5k"], "--dataset applies to --model"),
+])
+def test_demo_refuses_a_bad_model_in_one_line_before_writing(tmp_path, args, message):
+    import torch
+    from click.testing import CliRunner
+
+    from neuroharden.golden.hardened import HARDENED_FORMAT
+    from neuroharden.sim.app.cli import main
+
+    (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07not a model")
+    torch.save({"format": HARDENED_FORMAT}, tmp_path / "hardened.pt")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["demo", "-o", str(out),
+                                       *(a.format(tmp=tmp_path) for a in args)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

@@ -56,3 +56,20 @@ def test_unknown_class_is_one_line_error(tmp_path):
     assert result.exit_code != 0
     assert "unknown 'bogus'" in result.output
     assert set(RTL_CLASSES).isdisjoint(MODEL_CLASSES)
+
+
+def test_model_classes_of_a_network_file(tmp_path):
+    """--model takes a file as well as a built-in name; its images are --dataset's."""
+    from tests.golden.onnx_nets import quantized_model
+
+    model = quantized_model("mlp", tmp_path)[0]
+    result = run(tmp_path / "cache", tmp_path / "rvm", "--model", str(model), "--dataset",
+                 "mnist5k", "--classes", "output,weight")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["dataset"] == "mnist5k" and list(summary["classes"]) == ["output", "weight"]
+    assert f"{model.stem} (mnist5k), first 1 test images" in \
+        (tmp_path / "rvm" / "rtl_vs_model.md").read_text()
+    missing = run(tmp_path / "cache", tmp_path / "none", "--model", "resnet",
+                  "--classes", "output")
+    assert missing.exit_code == 2 and "resnet: no such file" in missing.output

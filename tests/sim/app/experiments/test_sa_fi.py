@@ -81,3 +81,25 @@ def test_sa_fi_rtl_check_on_icarus(cache, tmp_path):
         assert array["rtl_check"]["agreement"] == 1.0
         assert array["rtl_check"]["faults"] == 2
 
+
+
+def test_sa_fi_on_an_onnx_network_with_its_dataset(tmp_path):
+    """Any network file runs, named in the outputs; its campaigns carry the dataset."""
+    from tests.golden.onnx_nets import quantized_model
+
+    model = quantized_model("mlp", tmp_path)[0]
+    out = tmp_path / "sa"
+    result = CliRunner().invoke(main, [
+        "experiment", "sa-fi", "--rows", "4", "--cols", "4", "--images", "6", "--faults",
+        "5", "--rtl-check", "0", "--model", str(model), "--dataset", "mnist5k",
+        "--cache", str(tmp_path / "cache"), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["model"] == str(model)
+    assert all(a["faults"] == 5 for a in summary["arrays"].values())
+    assert f"({model.stem}, mnist5k)" in (out / "sa_fi.md").read_text()
+    import sqlite3
+
+    with sqlite3.connect(out / "results.sqlite") as db:
+        definitions = [json.loads(d) for d, in db.execute("SELECT definition FROM campaigns")]
+    assert [d["dataset"] for d in definitions] == ["mnist5k", "mnist5k"]
