@@ -117,7 +117,7 @@ def crosscheck(model_path, engine, dataset, data_dir, images, as_json):
     difference does not propagate; the contract is met when at least 99 % of the outputs
     are identical and none differs by more than 1 LSB.
     """
-    from .crosscheck import crosscheck_checkpoint
+    from .crosscheck import crosscheck_checkpoint, onnxruntime_saturation_note
 
     try:
         rows = crosscheck_checkpoint(model_path, engine, dataset=dataset, data_dir=data_dir,
@@ -128,12 +128,17 @@ def crosscheck(model_path, engine, dataset, data_dir, images, as_json):
     total = {"identical": sum(row.identical for row in layers),
              "total": sum(row.total for row in layers),
              "max_difference": max(row.max_difference for row in layers)}
+    met = all(row.fraction >= 0.99 and row.max_difference <= 1 for row in layers)
+    note = (onnxruntime_saturation_note(model_path)
+            if not met and engine == "onnxruntime" and str(model_path).lower().endswith(".onnx")
+            else None)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "engine": engine,
                                "rows": [{"name": row.name, "identical": row.identical,
                                          "total": row.total,
                                          "max_difference": row.max_difference}
-                                        for row in rows], "layers": total}))
+                                        for row in rows], "layers": total,
+                               "contract_met": met, "note": note}))
         return
     for row in rows:
         click.echo(f"{row.name:20s} {100 * row.fraction:10.5f} % identical "
@@ -142,6 +147,8 @@ def crosscheck(model_path, engine, dataset, data_dir, images, as_json):
     click.echo(f"{'every layer':20s} {100 * total['identical'] / total['total']:10.5f} % "
                f"identical ({total['identical']:,d} / {total['total']:,d}), largest "
                f"difference {total['max_difference']} LSB ({engine})")
+    if note:
+        click.echo(note, err=True)
 
 
 @click.command()
@@ -154,7 +161,8 @@ def crosscheck(model_path, engine, dataset, data_dir, images, as_json):
               help="File to write: QNET.npz (format: golden.export's docstring) or MODEL.onnx.")
 @click.option("--format", "file_format", type=click.Choice(["npz", "onnx"]), default="npz",
               show_default=True, help="npz integer network, or a QDQ ONNX model that "
-                                      "onnxruntime runs (golden.onnx_export).")
+                                      "onnxruntime runs (golden.onnx_export); a HARDENED.pt "
+                                      "exports to onnx only, with its LCU/TMR corrections.")
 def export(model_path, dataset, data_dir, output, file_format):
     """Quantize a network and write the integer network as a self-contained npz or ONNX."""
     from .export import export_intnet
@@ -169,7 +177,7 @@ def export(model_path, dataset, data_dir, output, file_format):
         else:
             export_intnet(intnet, output)
     except (ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(str(error).splitlines()[0]) from error
     click.echo(f"{len(intnet.layers)} integer layers -> {output}")
 
 

@@ -230,7 +230,8 @@ def crosscheck_checkpoint(model_path, engine, *, dataset=None, data_dir=None, im
     Raises
     ------
     ValueError
-        Unknown engine, torch on an ONNX model, unreadable model or dataset.
+        Unknown engine, torch on an ONNX model, onnxruntime on a hardened network,
+        unreadable model or dataset.
     """
     from dataclasses import replace
 
@@ -248,8 +249,56 @@ def crosscheck_checkpoint(model_path, engine, *, dataset=None, data_dir=None, im
         return crosscheck(intnet, weight_scales(net), intnet.quantize_input(x))
     if metadata.get("source") == "onnx":  # the loader's own reading of the file kind
         return crosscheck_onnx(model_path, x)
+    from .hardened import HardenedNet
     from .onnx_export import intnet_to_onnx
+
+    if isinstance(intnet, HardenedNet):
+        # Its ONNX export (with the corrections) does not import back layer by layer.
+        raise ValueError(f"{model_path}: a hardened network has no layer-by-layer "
+                         f"onnxruntime cross-check; cross-check the original model")
     from .onnx_import import import_onnx
 
     model = intnet_to_onnx(intnet)
     return crosscheck_onnx(model, x, imported=replace(import_onnx(model), intnet=intnet))
+
+
+def _cpu_has_vnni():
+    """Whether this CPU has AVX-VNNI or AVX512-VNNI (``None`` when it cannot be told)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            flags = next((line for line in file if line.startswith("flags")), "")
+    except OSError:
+        return None
+    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni")) if flags else None
+
+
+def onnxruntime_saturation_note(model_path):
+    """Why onnxruntime may depart from the exact arithmetic on this CPU, or ``None``.
+
+    onnxruntime's 8-bit x int8 kernels on x86 CPUs without VNNI add pairs of products in
+    16 bits with saturation (VPMADDUBSW): a layer with a weight beyond +-64 can
+    then differ from the exact result by many LSB. onnxruntime's advice is
+    to quantize with ``reduce_range=True`` (weights in [-64, 64]) for such CPUs.
+
+    Parameters
+    ----------
+    model_path : str or os.PathLike
+        A quantized ``.onnx`` model.
+
+    Returns
+    -------
+    str or None
+        One sentence when the model has a weight beyond +-64 and the CPU has no VNNI (or
+        cannot be told), else ``None``.
+    """
+    from .onnx_import import import_onnx
+
+    record = import_onnx(model_path)
+    wide = [layer.name for layer in record.intnet.layers
+            if int(layer.weight.abs().max()) > 64]   # 2 x 255 x 64 fits in int16
+    if not wide or _cpu_has_vnni():
+        return None
+    return (f"note: 8-bit weights ({', '.join(wide)}) on a CPU without VNNI: "
+            f"onnxruntime's 8-bit x int8 kernels saturate sums of product "
+            f"pairs at 16 bits (VPMADDUBSW), so onnxruntime itself departs from the exact "
+            f"arithmetic here; quantize with reduce_range=True or cross-check on a VNNI CPU")

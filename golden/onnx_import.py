@@ -187,6 +187,7 @@ class _Graph:
             for name in node.output:
                 self.producer[name] = node
         self.outputs = [o.name for o in graph.output]
+        self.output_types = [o.type.tensor_type.elem_type for o in graph.output]
         self.inputs = [i for i in graph.input if i.name not in self.constants]
 
     def constant(self, name, node, what):
@@ -358,8 +359,12 @@ class _Importer:
         if len(graph.inputs) != 1:
             raise ValueError(f"the model has {len(graph.inputs)} inputs; one image input "
                              "is supported")
-        if len(graph.outputs) != 1:
-            raise ValueError(f"the model has {len(graph.outputs)} outputs; one is supported")
+        # 8-bit outputs beside the float one are the chain's own tensors exposed (an
+        # exported network's int8 logits); only the float output ends the chain.
+        floats = graph.output_types.count(_FLOAT)
+        if floats != 1 or len(graph.outputs) - floats > 1:
+            raise ValueError(f"the model has {len(graph.outputs)} outputs; one float "
+                             "output (and at most one 8-bit one) is supported")
         value = graph.inputs[0]
         tensor_type = value.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]

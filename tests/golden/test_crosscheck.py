@@ -58,3 +58,21 @@ def test_crosscheck_checkpoint_refuses_an_unknown_engine(trained_model):
 
     with pytest.raises(ValueError, match="Engine must be one of torch, onnxruntime"):
         crosscheck_checkpoint(trained_model("mlp7"), "tflite")
+
+
+def test_saturation_note_names_the_8_bit_weight_layers_on_cpus_without_vnni(
+        trained_model, tmp_path, monkeypatch):
+    from neuroharden.golden import crosscheck as module
+    from neuroharden.golden.checkpoint import quantize_checkpoint
+    from neuroharden.golden.onnx_export import export_onnx
+    from tests.golden.onnx_nets import quantized_model
+
+    full = tmp_path / "mlp7.onnx"                 # the contract's weights use all 8 bits
+    export_onnx(quantize_checkpoint(trained_model("mlp7"))[0], full)
+    seven_bit = quantized_model("mlp", tmp_path)[0]   # reduce_range: 7-bit weights
+    monkeypatch.setattr(module, "_cpu_has_vnni", lambda: False)
+    note = module.onnxruntime_saturation_note(full)
+    assert note.startswith("note: 8-bit weights (fc1,") and "reduce_range=True" in note
+    assert module.onnxruntime_saturation_note(seven_bit) is None
+    monkeypatch.setattr(module, "_cpu_has_vnni", lambda: True)
+    assert module.onnxruntime_saturation_note(full) is None
