@@ -60,6 +60,8 @@ __all__ = ["APPLICATION_ID", "ResultsDB", "CampaignDefinition", "run", "summariz
 #: ``PRAGMA application_id`` of a neuroharden results database ("NHFI").
 APPLICATION_ID = 0x4E484649
 SCHEMA = 1
+#: First bytes of every SQLite 3 database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _TOOL = "neuroharden-results"
 
 _RESULT_COLUMNS = ("outcome", "critical", "changed", "masked_images", "tolerable_images",
@@ -86,16 +88,23 @@ class ResultsDB:
 
     def __init__(self, path):
         self.path = str(path)
-        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
         if os.path.isdir(self.path):
             raise ValueError(f"{self.path}: is a directory, not a results database")
+        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if exists:
+            # SQLite takes a file shorter than its header for an empty database and
+            # would write over it: only a real SQLite file is opened.
+            with open(self.path, "rb") as file:
+                if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+                    raise ValueError(f"{self.path}: not a readable SQLite results database "
+                                     f"(no SQLite header); refusing to touch it")
         try:
             self.conn = sqlite3.connect(self.path, timeout=30)
             if exists:
                 self._check()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            if not exists or not self._tables():
+            if "campaigns" not in self._tables():
                 self._create()
             # Added after schema 1 without changing it: older databases gain the table.
             with self.conn:
@@ -115,6 +124,11 @@ class ResultsDB:
         tables = self._tables()
         if app == 0 and not tables:
             return  # an empty SQLite file: ours to initialise
+        if app == APPLICATION_ID and not tables & {"campaigns", "results"}:
+            # Our own creation, killed before it committed (versions that created the
+            # file in several transactions could leave this): nothing stored, ours to
+            # finish.
+            return
         if app != APPLICATION_ID or not {"meta", "campaigns", "results"} <= tables:
             raise ValueError(f"{self.path}: not a neuroharden results database "
                              f"(another tool's SQLite file); refusing to touch it")
@@ -126,7 +140,12 @@ class ResultsDB:
                              f"supported (expected {SCHEMA})")
 
     def _create(self):
+        # One transaction (the sqlite3 module would commit the pragma and the first
+        # table on their own): a run killed while creating the file leaves an empty
+        # SQLite file or a complete database, never a half-made one that the next run
+        # would take for another tool's file.
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute("CREATE TABLE IF NOT EXISTS meta "
                               "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")

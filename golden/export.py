@@ -56,6 +56,9 @@ int8 logits and the prediction is their argmax (ties to the lowest index).
 """
 
 
+import zipfile
+import zlib
+
 import numpy as np
 import torch
 
@@ -142,20 +145,31 @@ def import_intnet(path):
         Not a readable neuroharden integer network of a supported version.
     """
     try:
+        # np.load would also read a .npy file or guess at other bytes: an npz is a zip.
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a zip archive")
         with np.load(path, allow_pickle=False) as archive:
             data = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable npz file ({error})") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(f"{path}: not a readable npz file "
+                         f"({str(error).splitlines()[0] if str(error) else error!r})") from None
     if str(data.get("format", "")) != FORMAT:
         raise ValueError(f"{path}: not a neuroharden integer network")
-    if int(data["format_version"]) not in (FORMAT_VERSION, ZERO_POINT_VERSION):
-        raise ValueError(f"{path}: format_version {int(data['format_version'])} "
-                         f"is not supported (expected {FORMAT_VERSION} or "
-                         f"{ZERO_POINT_VERSION})")
+    try:
+        version = int(data["format_version"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: damaged integer network (no readable "
+                         f"format_version)") from None
+    if version not in (FORMAT_VERSION, ZERO_POINT_VERSION):
+        raise ValueError(f"{path}: format_version {version} is not supported (expected "
+                         f"{FORMAT_VERSION} or {ZERO_POINT_VERSION})")
     try:
         return _intnet(data)
     except KeyError as error:
         raise ValueError(f"{path}: missing entry {error}") from None
+    except (TypeError, ValueError, IndexError, RuntimeError) as error:
+        raise ValueError(f"{path}: damaged integer network "
+                         f"({str(error).splitlines()[0] if str(error) else error!r})") from None
 
 
 def _intnet(data):

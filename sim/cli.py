@@ -34,12 +34,12 @@ IMAGE_SOURCE = ("Image source, a dataset of `neuroharden train --dataset`: for a
 def _load_operand(path, name):
     import numpy as np
 
+    from neuroharden.golden.npy import read_npy
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise click.ClickException(f"{name}: no such file: {path}")
-    except (ValueError, OSError) as error:
-        raise click.ClickException(f"{name}: {path} is not a readable .npy array ({error})")
+        array = read_npy(path)
+    except ValueError as error:
+        raise click.ClickException(f"{name}: {error}") from None
     if array.dtype != np.int8:
         raise click.ClickException(f"{name}: expected dtype int8, got {array.dtype} in {path}")
     if array.ndim != 2 or 0 in array.shape:

@@ -4,17 +4,21 @@ workers, bad input."""
 import hashlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from neuroharden.golden.campaign import CampaignDefinition, ResultsDB, run, run_campaign, summary_text
+from neuroharden.golden import campaign as campaign_module
+from neuroharden.golden.campaign import (APPLICATION_ID, SCHEMA, CampaignDefinition, ResultsDB, run,
+                                        run_campaign, summary_text)
 from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.models import Net, save_checkpoint
 from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
@@ -358,3 +362,246 @@ def test_database_without_evaluation_times_is_read_and_gains_them(tmp_path):
     db.add("c", [(2, 2, "{}", row)], seconds=0.25)
     assert db.evaluation("c") == (0.75, 3)
     db.close()
+
+
+# --- A database that stays usable: interruptions at random moments, other databases ---
+
+def _stored_count(db):
+    """Rows in ``results`` (0 while the file or its tables do not exist yet); never
+    creates the file."""
+    if not os.path.exists(db):
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=5)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _torch_loaded(pid):
+    """The campaign command is running (it imports torch inside click's main, so a
+    SIGINT from then on is a KeyboardInterrupt click handles; one during the
+    interpreter's own start-up is Python's business)."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return "libtorch" in maps.read()
+    except OSError:
+        return False
+
+
+def _default_sigint():
+    # A shell or CI runner may start the test with SIGINT ignored, which the child
+    # would inherit (and then never see a KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow(seconds=150)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups, /proc")
+def test_campaign_survives_20_interruptions(checkpoint, tmp_path):
+    """20 runs in a row, each sent SIGINT, SIGTERM or SIGKILL (in turn) at a random
+    moment: during start-up, or after a random number of stored faults (up to a 25th
+    of the campaign); then one run to completion. The database ends with exactly the planned
+    faults, each once, with the results of an uninterrupted campaign."""
+    planned, images, chunk, seed = 1500, 100, 10, 0
+    db = tmp_path / "interrupted.sqlite"
+    args = [NEUROHARDEN, "campaign", "--level", "model", "--model", checkpoint, "--fault",
+            "bitflip", "--faults", str(planned), "--images", str(images), "--chunk",
+            str(chunk), "--seed", str(seed), "--workers", "1", "--db", str(db), "--json"]
+    rng = random.Random(0)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+    startup = 3.0  # seconds to the first stored batch; measured by the mid-run kills
+    runs = []
+    for i in range(20):
+        sig, early = signals[i % 3], i % 2 == 1
+        before = _stored_count(db)
+        spawned = time.monotonic()
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True,
+                                preexec_fn=_default_sigint)
+        deadline = spawned + 120
+        if early:  # before the first result (mostly): a random share of the start-up
+            at = spawned + rng.uniform(0, 1) * startup
+            while time.monotonic() < min(at, deadline) and proc.poll() is None:
+                time.sleep(0.01)
+            while (sig == signal.SIGINT and not _torch_loaded(proc.pid)
+                   and time.monotonic() < deadline and proc.poll() is None):
+                time.sleep(0.01)
+        else:  # mid-run: after up to half of the missing faults, plus up to a batch
+            # Each mid-run kill stores at most a 25th of the campaign (plus the batch
+            # in flight), so that all 20 runs end before the last fault.
+            target = before + rng.randint(1, planned // 25)
+            first = None
+            while time.monotonic() < deadline and proc.poll() is None:
+                stored = _stored_count(db)
+                if first is None and stored > before:
+                    first = time.monotonic() - spawned
+                if stored >= target:
+                    break
+                time.sleep(0.01)
+            if first is not None:
+                startup = first
+            time.sleep(rng.uniform(0, 0.05))
+        assert proc.poll() is None, (f"run {i} ended before it was interrupted "
+                                     f"(rc {proc.returncode}): {proc.communicate()}")
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+        runs.append({"signal": sig.name, "early": early, "seconds":
+                     round(time.monotonic() - spawned, 2), "rc": proc.returncode,
+                     "before": before, "after": _stored_count(db), "stderr": err})
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL, runs[-1]
+        else:
+            # Interrupted, not crashed: a non-zero status and at most one line, no
+            # traceback (click's "Aborted!" on SIGINT, SIGTERM's default action).
+            assert proc.returncode != 0, runs[-1]
+            assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, runs[-1]
+    counts = [run["after"] for run in runs]
+    # The interruptions really fell mid-run: results were stored, never all of them.
+    assert sum(run["after"] > run["before"] for run in runs) >= 5, runs
+    assert 0 < counts[-1] < planned and max(counts) < planned, runs
+    assert counts == sorted(counts), runs  # nothing committed was ever lost
+    final = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    summary = json.loads(final.stdout)
+    assert summary["faults"] == summary["completed"] == planned
+    assert summary["evaluated_now"] == planned - counts[-1]
+    cid = summary["campaign"]
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT id FROM campaigns").fetchall() == [(cid,)]
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT fault_index), "
+                            "COUNT(DISTINCT population_index), MIN(fault_index), "
+                            "MAX(fault_index) FROM results WHERE campaign = ?",
+                            (cid,)).fetchone() == (planned, planned, planned, 0,
+                                                   planned - 1)
+        assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == planned
+        # Every committed batch's time was committed with it, once.
+        assert conn.execute("SELECT faults FROM evaluation WHERE campaign = ?",
+                            (cid,)).fetchone() == (planned,)
+    rows = _rows(db, cid)
+    assert [r[1] for r in rows] == sample_indices(summary["population"], planned, seed)
+    # The same results as an uninterrupted campaign.
+    reference = tmp_path / "reference.sqlite"
+    whole = run_campaign(checkpoint, faults=planned, images=images, chunk=chunk, seed=seed,
+                         db_path=reference, progress=False)
+    assert whole["campaign"] == cid and _strip(whole) == _strip(summary)
+    assert _rows(reference, cid) == rows
+
+
+def test_a_kill_while_creating_the_database_leaves_it_usable(tmp_path, monkeypatch):
+    """The process dies after any statement of the database's creation (an uncommitted
+    transaction is lost, as after kill -9): the next run opens the file and stores."""
+    class Killed(BaseException):
+        pass
+
+    real_connect, opened = sqlite3.connect, []
+
+    def dying_connect(after):
+        calls = [0]
+
+        class Dying(sqlite3.Connection):
+            def _step(self):
+                calls[0] += 1
+                if calls[0] == after:
+                    raise Killed
+
+            def execute(self, *args):
+                cursor = super().execute(*args)
+                self._step()
+                return cursor
+
+            def executemany(self, *args):
+                cursor = super().executemany(*args)
+                self._step()
+                return cursor
+
+            def __exit__(self, kind, *rest):
+                result = super().__exit__(kind, *rest)
+                if kind is None:
+                    self._step()  # after the commit
+                return result
+
+        def connect(*args, **kwargs):
+            opened.append(real_connect(*args, factory=Dying, **kwargs))
+            return opened[-1]
+        return connect
+
+    for after in range(1, 100):
+        path = tmp_path / f"created-{after}.sqlite"
+        monkeypatch.setattr(campaign_module.sqlite3, "connect", dying_connect(after))
+        try:
+            ResultsDB(path).close()
+            finished = True
+        except Killed:
+            finished = False
+        finally:
+            monkeypatch.setattr(campaign_module.sqlite3, "connect", real_connect)
+            for conn in opened:
+                conn.close()  # what is not committed is lost
+            opened.clear()
+        with ResultsDB(path) as db:
+            db.register("c", {"n": after}, 1, 1, 1)
+            assert db.campaign("c") == ({"n": after}, 1, 1, 1)
+        if finished:
+            break
+    assert finished and after > 5  # every statement of the creation was a kill point
+    # A file an older version left half-made (its application id and an empty meta
+    # table committed, the rest lost) is finished, not taken for another tool's.
+    half = tmp_path / "half.sqlite"
+    with closing(sqlite3.connect(half)) as conn:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    with ResultsDB(half) as db:
+        db.register("c", {}, 1, 1, 1)
+    with closing(sqlite3.connect(half)) as conn:
+        assert dict(conn.execute("SELECT key, value FROM meta")) == {
+            "tool": "neuroharden-results", "schema": str(SCHEMA)}
+
+
+def _refused(checkpoint, path, *message):
+    """The campaign CLI refuses ``path``: exit 2, one line holding ``message``, the file
+    byte for byte as it was."""
+    before = _digest(path)
+    result = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 5, "--images",
+                  10, "--db", path)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for part in message:
+        assert part in result.output, result.output
+    assert _digest(path) == before
+    return result.output
+
+
+def test_database_of_another_campaign_or_newer_schema_is_refused(checkpoint, tmp_path):
+    # A newer schema.
+    newer = tmp_path / "newer.sqlite"
+    ResultsDB(newer).close()
+    with closing(sqlite3.connect(newer)) as conn, conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA + 1),))
+    _refused(checkpoint, newer, f"schema {SCHEMA + 1}", "not supported")
+    # Another tool's SQLite files: another application id with tables of the same
+    # names, and our application id with another tool in meta.
+    other = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(other)) as conn, conn:
+        conn.execute("PRAGMA application_id = 1234")
+        for table in ("meta", "campaigns", "results"):
+            conn.execute(f"CREATE TABLE {table} (key TEXT, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('tool', 'neuroharden-results')")
+    _refused(checkpoint, other, "not a neuroharden results database")
+    impostor = tmp_path / "impostor.sqlite"
+    ResultsDB(impostor).close()
+    with closing(sqlite3.connect(impostor)) as conn, conn:
+        conn.execute("UPDATE meta SET value = 'other-tool' WHERE key = 'tool'")
+    _refused(checkpoint, impostor, "not a neuroharden results database")
+    # A stored campaign id whose definition is another one.
+    taken = tmp_path / "taken.sqlite"
+    first = _cli("--model", checkpoint, "--fault", "bitflip", "--faults", 5, "--images",
+                 10, "--db", taken, "--json")
+    assert first.exit_code == 0, first.output
+    cid = json.loads(first.output)["campaign"]
+    with closing(sqlite3.connect(taken)) as conn, conn:
+        definition = json.loads(conn.execute("SELECT definition FROM campaigns").fetchone()[0])
+        conn.execute("UPDATE campaigns SET definition = ?",
+                     (json.dumps({**definition, "seed": 99}),))
+    rows = _rows(taken, cid)
+    _refused(checkpoint, taken, cid, "different definition")
+    assert _rows(taken, cid) == rows

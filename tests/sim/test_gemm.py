@@ -46,7 +46,7 @@ def bad_input_cases(directory):
         "wrong dtype": (["--a", directory / "wide.npy", "--b", b], "int8"),
         "not a matrix": (["--a", directory / "vector.npy", "--b", b], "2-D"),
         "shape mismatch": (["--a", a, "--b", directory / "tall.npy"], "shape mismatch"),
-        "corrupt file": (["--a", directory / "junk.npy", "--b", b], "not a readable"),
+        "corrupt file": (["--a", directory / "junk.npy", "--b", b], "not a .npy file"),
         "unknown simulator": (["--a", a, "--b", b, "--sim", "modelsim"], "unknown simulator"),
         "zero rows": (["--a", a, "--b", b, "--rows", 0], "--rows"),
     }
