@@ -51,7 +51,7 @@ from .checkpoint import dataset_field, quantize_checkpoint
 from .evaluator import Evaluator
 from .executor import make_executor
 from .injection import InjectionEngine
-from .outcomes import OUTCOMES
+from .outcomes import DETECTION_CLASSES, OUTCOMES, detection_class
 from .sampling import FaultSpace, leveugle_sample_size, sample_indices
 
 __all__ = ["APPLICATION_ID", "ResultsDB", "CampaignDefinition", "run", "summarize",
@@ -106,11 +106,15 @@ class ResultsDB:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             if "campaigns" not in self._tables():
                 self._create()
-            # Added after schema 1 without changing it: older databases gain the table.
+            # Added after schema 1 without changing it: older databases gain the tables.
             with self.conn:
                 self.conn.execute("CREATE TABLE IF NOT EXISTS evaluation (campaign TEXT "
                                   "PRIMARY KEY, seconds REAL NOT NULL, faults INTEGER "
                                   "NOT NULL)")
+                self.conn.execute("CREATE TABLE IF NOT EXISTS detection (campaign TEXT "
+                                  "NOT NULL, fault_index INTEGER NOT NULL, flags INTEGER "
+                                  "NOT NULL, PRIMARY KEY (campaign, fault_index)) "
+                                  "WITHOUT ROWID")
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path}: not a readable SQLite results database "
                              f"({error})") from None
@@ -188,7 +192,9 @@ class ResultsDB:
         """Insert ``(fault_index, population_index, fault_json, result_dict)`` rows, committed.
 
         ``seconds``, the wall time that evaluated them, is added to the campaign's
-        evaluation time in the same transaction (:meth:`evaluation`).
+        evaluation time in the same transaction (:meth:`evaluation`). A result with a
+        ``detected`` entry (RTL campaigns: the protection's error flags) stores it in
+        the ``detection`` table, in the same transaction.
         """
         with self.conn:
             self.conn.executemany(
@@ -196,6 +202,10 @@ class ResultsDB:
                 [(campaign_id, k, pk, fj, r["outcome"], int(r["critical"]), r["changed"],
                   r["masked_images"], r["tolerable_images"], r["critical_images"],
                   r["correct"]) for k, pk, fj, r in rows])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO detection VALUES (?, ?, ?)",
+                [(campaign_id, k, int(r["detected"])) for k, _, _, r in rows
+                 if r.get("detected") is not None])
             if seconds > 0:
                 self.conn.execute(
                     "INSERT INTO evaluation VALUES (?, ?, ?) ON CONFLICT(campaign) DO UPDATE "
@@ -210,11 +220,15 @@ class ResultsDB:
         return (0.0, 0) if row is None else (row[0], row[1])
 
     def results(self, campaign_id):
-        """All stored rows of a campaign as dicts, by fault index."""
+        """All stored rows of a campaign as dicts, by fault index (``detected``: the
+        stored error flags, None where the campaign records none)."""
         cur = self.conn.execute(
-            "SELECT fault_index, population_index, fault, " + ", ".join(_RESULT_COLUMNS)
-            + " FROM results WHERE campaign = ? ORDER BY fault_index", (campaign_id,))
-        names = ("fault_index", "population_index", "fault") + _RESULT_COLUMNS
+            "SELECT r.fault_index, r.population_index, r.fault, "
+            + ", ".join(f"r.{column}" for column in _RESULT_COLUMNS) + ", d.flags "
+            "FROM results r LEFT JOIN detection d ON d.campaign = r.campaign AND "
+            "d.fault_index = r.fault_index WHERE r.campaign = ? ORDER BY r.fault_index",
+            (campaign_id,))
+        names = ("fault_index", "population_index", "fault") + _RESULT_COLUMNS + ("detected",)
         return [dict(zip(names, row)) for row in cur]
 
     def campaign(self, campaign_id):
@@ -388,15 +402,23 @@ def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated
     over the completed faults, as a fraction (x100 for percentage points).
     ``seconds`` and ``evaluated`` describe this run; ``faults_per_second`` is the rate of
     the runs that evaluated the stored faults (``evaluation``, :meth:`ResultsDB.evaluation`),
-    so a rerun over a complete database still reports it.
+    so a rerun over a complete database still reports it. When every row records the
+    hardware's detection (RTL campaigns), ``detection`` counts the faults of each
+    :data:`golden.outcomes.DETECTION_CLASSES` category (masked, corrected, DUE, SDC) and
+    how many were ``detected``.
     """
     rate_seconds, rate_faults = evaluation
     n = len(rows)
+    detection = None
+    if rows and all(r.get("detected") is not None for r in rows):
+        classes = [detection_class(r["outcome"], r["detected"]) for r in rows]
+        detection = {name: classes.count(name) for name in DETECTION_CLASSES}
+        detection["detected"] = sum(bool(r["detected"]) for r in rows)
     counts = {o: sum(r["outcome"] == o for r in rows) for o in OUTCOMES}
     critical = sum(bool(r["critical"]) for r in rows)
     ff_acc = fault_free_correct / images if images else 0.0
     mean_acc = (sum(r["correct"] for r in rows) / (n * images)) if n and images else ff_acc
-    return {"faults": planned, "completed": n, "images": images,
+    summary = {"faults": planned, "completed": n, "images": images,
             "masked": counts["masked"], "tolerable": counts["tolerable"],
             "critical_003": counts["critical"], "critical": critical,
             "critical_rate": critical / n if n else 0.0,
@@ -406,6 +428,9 @@ def summarize(rows, planned, images, fault_free_correct, seconds=None, evaluated
             "seconds": seconds,
             "faults_per_second": (rate_faults / rate_seconds) if rate_seconds and rate_faults
             else None}
+    if detection is not None:
+        summary["detection"] = detection
+    return summary
 
 
 def summary_text(summary, title):
@@ -429,7 +454,10 @@ def summary_text(summary, title):
         f"({100 * summary['critical_rate']:.2f} %), accuracy loss "
         f"{100 * summary['accuracy_loss']:.3f} points (fault-free "
         f"{100 * summary['fault_free_accuracy']:.2f} %)\n"
-        f"  {summary['evaluated_now']} evaluated now"
+        + (f"  hardware detection: masked {d['masked']}, corrected {d['corrected']}, "
+           f"DUE {d['due']}, SDC {d['sdc']} ({d['detected']} detected)\n"
+           if (d := summary.get("detection")) else "")
+        + f"  {summary['evaluated_now']} evaluated now"
         + (f", {fps:.2f} faults/s" if fps else ""))
 
 

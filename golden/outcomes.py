@@ -22,16 +22,27 @@ faulty accuracy over the faults, :func:`golden.campaign.summarize`) is computed.
 
 Every campaign classifies with :func:`classify`: the model level
 (:mod:`golden.injection`), the RTL accelerator and the stuck-at weight experiment.
+
+An RTL campaign also knows whether the hardware *detected* a fault: the protection unit
+flagged an output row of the faulty run (an LCU pair whose halves differ, a TMR triple
+that is not unanimous; :data:`hw.contract.ERROR_FLAGS`, the AXI accelerator's error
+counters). :func:`detection_class` then gives the standard reliability category:
+*masked* (logits unchanged, nothing flagged), *corrected* (unchanged, flagged: detected
+and corrected), *DUE* (changed, flagged: a detected unrecoverable error) or *SDC*
+(changed, nothing flagged: silent data corruption), where "changed" means paper 003's
+class is not masked.
 """
 
 import torch
 
-__all__ = ["TOLERANCE", "OUTCOMES", "classify"]
+__all__ = ["TOLERANCE", "OUTCOMES", "DETECTION_CLASSES", "classify", "detection_class"]
 
 #: Paper 003's tolerance on the ratio of top-1 scores.
 TOLERANCE = 0.95
 #: Paper 003's classes, in increasing severity.
 OUTCOMES = ("masked", "tolerable", "critical")
+#: The reliability categories of a fault the hardware may detect (module docstring).
+DETECTION_CLASSES = ("masked", "corrected", "due", "sdc")
 
 
 def classify(faulty, reference, labels=None, out_scale=1.0, tolerance=TOLERANCE):
@@ -80,3 +91,24 @@ def classify(faulty, reference, labels=None, out_scale=1.0, tolerance=TOLERANCE)
                     "tolerable_images": n_tol[f], "critical_images": n_crit[f],
                     "correct": correct[f]})
     return out
+
+
+def detection_class(outcome, detected):
+    """The reliability category of one fault (see the module docstring).
+
+    Parameters
+    ----------
+    outcome : str
+        Paper 003's class of the fault (:data:`OUTCOMES`).
+    detected : int or bool
+        Error flags the protection raised in the faulty run (nonzero: detected).
+
+    Returns
+    -------
+    str
+        One of :data:`DETECTION_CLASSES`.
+    """
+    changed = outcome != "masked"
+    if detected:
+        return "due" if changed else "corrected"
+    return "sdc" if changed else "masked"

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .contract import (ACT_BUF, ARRAY, BIAS, DONE, GROUP, K_LEN, MULTIPLIER, OUT_BUF, OUT_ROW,
                        OUTPUT_WIDTH, RELU, SHIFT, STATE, STEP, WGT_BUF, WORD_VOTE,
-                       WRITE_SELECT, Y, ZERO_POINT, AcceleratorConfig, State)
+                       WRITE_SELECT, Y, ZERO_POINT, AcceleratorConfig, State, error_layout)
 from .pe import read_register
 from .protection import ProtectionUnit, index_width
 from .requantizer import BIAS_WIDTH, Requantizer
@@ -50,6 +50,13 @@ class Accelerator(wiring.Component):
     bits ``8*c ..``), one cycle after ``rd_addr`` is presented (a synchronous read, so
     the buffers map to block RAM).
 
+    **Error flags**: in each cycle that writes an output row (``errors_valid``),
+    ``errors`` tells what the protection unit saw in that row
+    (:data:`~hw.contract.ERROR_FLAGS`): ``lcu_differ`` when the halves of an LCU pair
+    differ, ``tmr_differ`` when a TMR triple is not unanimous, ``tmr_no_majority`` when
+    a word-level vote finds three different copies. A build without protection keeps
+    them 0.
+
     The post-processing is parallel over columns (``cols`` requantizers and protection
     lanes), sequential over rows: the drain delivers one row per cycle, and the
     protection unit needs all copies of one row at once.
@@ -71,6 +78,10 @@ class Accelerator(wiring.Component):
         Output row to read.
     rd_data : Out(ArrayLayout(signed(8), cols))
         The row read.
+    errors : Out(hw.contract.error_layout())
+        Error flags of the row being written (see above).
+    errors_valid : Out(1)
+        An output row is written this cycle.
     """
 
     def __init__(self, *, rows, cols, width=8, acc_width=32, protect="none", k_depth=256):
@@ -87,6 +98,8 @@ class Accelerator(wiring.Component):
             "done": Out(1),
             "rd_addr": In(unsigned(index_width(rows))),
             "rd_data": Out(data.ArrayLayout(signed(OUTPUT_WIDTH), cols)),
+            "errors": Out(error_layout()),
+            "errors_valid": Out(1),
         })
 
     @property
@@ -232,9 +245,13 @@ class Accelerator(wiring.Component):
             if self.protect == "tmr":
                 m.d.comb += protect.vote_word.eq(read_register(word_vote))
             protected = [protect.out[c] for c in range(cols)]
+            m.d.comb += getattr(self.errors, f"{self.protect}_differ").eq(protect.differ.as_value().any())
+            if self.protect == "tmr":
+                m.d.comb += self.errors.tmr_no_majority.eq(protect.no_majority.as_value().any())
         m.d.comb += [out_write.addr.eq(read_register(out_row)),
                      out_write.en.eq(((state == State.DRAIN) & (step != 0))
-                                     | (state == State.WRITE))]
+                                     | (state == State.WRITE)),
+                     self.errors_valid.eq(out_write.en)]
         m.d.comb += [out_write.data[c].eq(value) for c, value in enumerate(protected)]
 
         out_read = out_buf.read_port(transparent_for=())

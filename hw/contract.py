@@ -63,9 +63,10 @@ from .requantizer import BIAS_WIDTH
 from .systolic_array import PE_NAME, flush_cycles
 
 __all__ = [
-    "PROTECT", "COPIES", "WRITE_SELECT", "OUTPUT_WIDTH", "ARRAY", "ACT_BUF", "WGT_BUF",
+    "PROTECT", "COPIES", "WRITE_SELECT", "STREAM_SELECTS", "OUTPUT_WIDTH", "ARRAY", "ACT_BUF", "WGT_BUF",
     "OUT_BUF", "BIAS", "MULTIPLIER", "SHIFT", "RELU", "ZERO_POINT", "GROUP", "WORD_VOTE",
-    "K_LEN", "Y", "STATE", "STEP", "DONE", "OUT_ROW", "State", "pe_site", "tile_cycles", "Schedule",
+    "K_LEN", "Y", "STATE", "STEP", "DONE", "OUT_ROW", "ERROR_FLAGS", "error_layout", "State",
+    "pe_site", "tile_cycles", "Schedule",
     "AcceleratorConfig", "pack", "unpack", "row_blocks", "column_chunks",
 ]
 
@@ -76,6 +77,10 @@ COPIES = {"none": 1, "lcu": 2, "tmr": 3}
 #: ``wr_sel`` code of every loadable buffer and register (the table above).
 WRITE_SELECT = {"act": 0, "wgt": 1, "bias": 2, "multiplier": 3, "shift": 4, "relu": 5,
                 "group": 6, "k": 7, "word_vote": 8, "zero_point": 9}
+#: The selects an AXI load packet carries, in this order (:mod:`hw.axi_accelerator`): the
+#: ``K`` A columns, the ``K`` B rows, then ``cols`` words of every per-column parameter
+#: (the protection map only with protection). ``K`` and the vote mode are registers.
+STREAM_SELECTS = ("act", "wgt", "bias", "multiplier", "shift", "relu", "zero_point", "group")
 #: Width of the int8 outputs.
 OUTPUT_WIDTH = 8
 
@@ -95,6 +100,18 @@ K_LEN = "k_len"
 Y = "y_{}"
 #: The controller: its state, step counter, done flag and the output row being written.
 STATE, STEP, DONE, OUT_ROW = "state", "step", "done_reg", "out_row"
+
+
+#: What the protection unit reports for each output row it writes (the accelerator's
+#: ``errors`` port, valid with ``errors_valid``): an LCU pair whose halves differ, a TMR
+#: triple that is not unanimous, and a TMR triple with no majority (word-level vote,
+#: three different copies). Only the flags of the build's protection can be set.
+ERROR_FLAGS = ("lcu_differ", "tmr_differ", "tmr_no_majority")
+
+
+def error_layout():
+    """Layout of the per-row error flags, one bit per :data:`ERROR_FLAGS` entry."""
+    return data.StructLayout({flag: 1 for flag in ERROR_FLAGS})
 
 
 class State(enum.IntEnum):
@@ -313,6 +330,24 @@ class AcceleratorConfig:
             Register(Y, "requant", signed(OUTPUT_WIDTH)),
         ]
         return {register.name: register for register in declared}
+
+    def stream_segments(self, k):
+        """The ``(select, words)`` segments of an AXI load packet of a ``k``-step tile, in
+        order (:data:`STREAM_SELECTS`; ``group`` only with protection)."""
+        return [(select, k if select in ("act", "wgt") else self.cols)
+                for select in STREAM_SELECTS if select != "group" or self.protect != "none"]
+
+    def load_stream(self, **tile):
+        """One tile as an AXI load packet: ``(words, k, word_vote)``.
+
+        Takes the arguments of :meth:`load_writes`. ``words`` are the ``wr_data`` of its
+        writes in :meth:`stream_segments` order; ``K`` and the vote mode travel in the
+        ``K`` and ``VOTE`` registers instead (:mod:`hw.csr`).
+        """
+        writes = self.load_writes(**tile)
+        codes = {WRITE_SELECT[select] for select in STREAM_SELECTS}
+        words = [data for select, _, data in writes if select in codes]
+        return words, len(tile["weights"]), bool(tile.get("word_vote", False))
 
     def schedule(self, k):
         """The :class:`Schedule` of a run of a ``k``-step tile."""

@@ -60,6 +60,12 @@ class ProtectionUnit(wiring.Component):
 
     Columns without ``enable`` pass ``y[c]`` through.
 
+    It also reports what it saw, per column (error detection, counted by
+    :class:`~hw.axi_accelerator.AXIAccelerator`): ``differ[c]`` is set for an enabled
+    column whose copies are not all equal (an LCU pair whose halves differ, a TMR triple
+    that is not unanimous), ``no_majority[c]`` (``"tmr"``) for an enabled column of a
+    word-level vote whose three copies all differ, so that no value is voted.
+
     Parameters
     ----------
     cols : int
@@ -79,6 +85,10 @@ class ProtectionUnit(wiring.Component):
         ``"tmr"`` only: 1 selects the word-level vote, 0 the bitwise one.
     out : Out(ArrayLayout(signed(width), cols))
         The protected row.
+    differ : Out(ArrayLayout(1, cols))
+        Per column: protected, and its copies differ.
+    no_majority : Out(ArrayLayout(1, cols))
+        ``"tmr"`` only: protected, word-level vote, and all three copies differ.
     """
 
     def __init__(self, *, cols, scheme, width=8):
@@ -96,9 +106,11 @@ class ProtectionUnit(wiring.Component):
             "y": In(data.ArrayLayout(signed(width), cols)),
             "group": In(data.ArrayLayout(group_layout(cols, scheme), cols)),
             "out": Out(data.ArrayLayout(signed(width), cols)),
+            "differ": Out(data.ArrayLayout(1, cols)),
         }
         if scheme == "tmr":
             members["vote_word"] = In(1)
+            members["no_majority"] = Out(data.ArrayLayout(1, cols))
         super().__init__(members)
 
     @property
@@ -126,6 +138,7 @@ class ProtectionUnit(wiring.Component):
                 m.d.comb += [unit.a.eq(self.y[c]), unit.b.eq(self.y[group.first]),
                              unit.wide.eq(group.wide)]
                 merged = unit.y
+                m.d.comb += self.differ[c].eq(group.enable & (self.y[c] != self.y[group.first]))
             else:
                 m.submodules[f"vote_{c}"] = bitwise = MajorityVoter(width=self.width)
                 m.submodules[f"vote_word_{c}"] = word = MajorityVoter(width=self.width,
@@ -134,6 +147,12 @@ class ProtectionUnit(wiring.Component):
                     m.d.comb += [voter.a.eq(self.y[c]), voter.b.eq(self.y[group.first]),
                                  voter.c.eq(self.y[group.second])]
                 merged = Mux(self.vote_word, word.y, bitwise.y)
+                a, b, c3 = self.y[c], self.y[group.first], self.y[group.second]
+                m.d.comb += [
+                    self.differ[c].eq(group.enable & bitwise.mismatch),
+                    self.no_majority[c].eq(group.enable & self.vote_word
+                                           & (a != b) & (a != c3) & (b != c3)),
+                ]
             m.d.comb += self.out[c].eq(Mux(group.enable, merged, self.y[c]))
 
         return m

@@ -51,6 +51,8 @@ class Register:
         updates itself.
     depth : int or None
         Words of a memory; None for a register.
+    init : int or None
+        Value after reset (None: the shape's default, zero).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Register:
     shape: object
     select: str = None
     depth: int = None
+    init: int = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -115,4 +118,5 @@ class Register:
         """A new Amaranth ``Signal`` of this register (one member of a family)."""
         if self.memory:
             raise ValueError(f"{self.name!r} is a memory, not a register")
-        return Signal(self.shape, name=self.path(*indices))
+        init = {} if self.init is None else {"init": self.init}
+        return Signal(self.shape, name=self.path(*indices), **init)

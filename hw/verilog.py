@@ -8,6 +8,7 @@ here whose parameters turn out invalid: the error raised is the report.)
 from amaranth.back import verilog
 
 from .accelerator import Accelerator
+from .axi_accelerator import AXIAccelerator
 from .lcu import LCU
 from .pe import PE
 from .requantizer import Requantizer
@@ -29,6 +30,8 @@ KINDS = {
                  "(--rows, --cols, --width, --acc-width)",
     "accelerator": "operand buffers, array, requantizers, protection unit, output buffer and "
                    "controller (--rows, --cols, --width, --acc-width, --protect, --k-depth)",
+    "accelerator-axi": "the accelerator with AXI4-Lite registers, AXI4-Stream load and "
+                       "output ports, error counters and an interrupt (as accelerator)",
 }
 
 
@@ -59,6 +62,9 @@ def build(kind, *, rows=4, cols=4, width=8, acc_width=32, mode="bitwise", protec
         return MajorityVoter(width=width, mode=mode)
     if kind == "tmr-pe":
         return TMR(lambda: PE(width=width, acc_width=acc_width))
+    if kind == "accelerator-axi":
+        return AXIAccelerator(rows=rows, cols=cols, width=width, acc_width=acc_width,
+                              protect=protect, k_depth=k_depth)
     if kind == "accelerator":
         return Accelerator(rows=rows, cols=cols, width=width, acc_width=acc_width,
                            protect=protect, k_depth=k_depth)

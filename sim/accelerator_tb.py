@@ -55,7 +55,7 @@ fault-injection campaigns all drive the RTL through it. Its API is stable:
     One raw load-port write (``hw.contract.WRITE_SELECT``), and waiting cycles.
 ``random_tile(rng, m, k, n, ...)``
     A random :class:`sim.tile.Tile` whose outputs spread over the int8 range, for
-    regressions and campaigns.
+    regressions and campaigns; ``protection_groups(config, n)`` a protection map for it.
 
 Inputs change on falling clock edges and outputs are read on falling edges, which keeps
 the driver free of delta-cycle races on both Icarus and Verilator. :func:`tile_writes`
@@ -70,7 +70,7 @@ from neuroharden.hw.contract import ARRAY, OUTPUT_WIDTH, unpack
 from .tb import ClockedTB
 from .tile import Tile
 
-__all__ = ["tile_writes", "random_tile", "AcceleratorTB", "run_tiles"]
+__all__ = ["tile_writes", "random_tile", "protection_groups", "AcceleratorTB", "run_tiles"]
 
 #: Cycles ``run`` waits beyond the nominal tile time before giving up.
 TIMEOUT_SLACK = 64
@@ -146,6 +146,17 @@ def random_tile(rng, m, k, n, *, lcu_pairs=(), tmr_triples=(), vote_mode="bitwis
                 multiplier=multiplier, shift=shift, relu=relu, zero_point=zero_point,
                 lcu_pairs=np.reshape(lcu_pairs, (-1, 2)), lcu_wide=lcu_wide,
                 tmr_triples=np.reshape(tmr_triples, (-1, 3)), vote_mode=vote_mode)
+
+
+def protection_groups(config, n):
+    """Protection map of an ``n``-column tile for a build of ``config``: two groups if they fit (LCU:
+    a narrow pair and a wide one)."""
+    if config.protect == "lcu":
+        return {"lcu_pairs": [[0, n - 1], [1, n - 2]][:n // 2],
+                "lcu_wide": [False, True][:n // 2]}
+    if config.protect == "tmr":
+        return {"tmr_triples": [[n - 1, 0, n // 2]]}
+    return {}
 
 
 class AcceleratorTB(ClockedTB):

@@ -118,15 +118,20 @@ def gemm(a_path, b_path, output, rows, cols, sim, as_json):
 @click.option("--dataset", metavar="NAME", default=None, help=IMAGE_SOURCE)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Dataset directory (default: the one used for training).")
+@click.option("--bus", default="port", show_default=True, type=click.Choice(["port", "axi"]),
+              help="port: the accelerator's own load / read port; axi: the AXI accelerator "
+                   "(generate accelerator-axi) through AXI4-Lite and AXI4-Stream, driven by "
+                   "cocotbext-axi, with its error counters reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def run_rtl(model_path, images, rows, cols, sim, dataset, data_dir, as_json):
+def run_rtl(model_path, images, rows, cols, sim, dataset, data_dir, bus, as_json):
     """Run whole inferences on the RTL accelerator and compare with the golden model.
 
     Every conv and fc layer runs on a generated ROWS x COLS accelerator (operand buffers
     as deep as the network's largest reduction, the protection unit of a hardened
     network); im2col, padding, pooling and flattening happen on the host. Reports the
     fraction of images whose int8 logits equal the golden model's (agreement), the
-    tiles, the simulated cycles and the time taken.
+    tiles, the simulated cycles and the time taken; with --bus axi, through the AXI
+    accelerator's buses, also its error counters (0 on a fault-free run).
     """
     from .run_rtl import run_checkpoint
 
@@ -135,7 +140,7 @@ def run_rtl(model_path, images, rows, cols, sim, dataset, data_dir, as_json):
         raise click.ClickException(f"--images must be a positive integer, not {images}")
     try:
         summary = run_checkpoint(model_path, images=images, rows=rows, cols=cols, sim=sim,
-                                 data_dir=data_dir, dataset=dataset)
+                                 data_dir=data_dir, dataset=dataset, bus=bus)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
     if as_json:
@@ -148,6 +153,9 @@ def run_rtl(model_path, images, rows, cols, sim, dataset, data_dir, as_json):
     agreeing = images - len(summary["disagreeing_images"])
     click.echo(f"int8 logits identical to golden on {agreeing} of {images} images "
                f"(agreement {summary['agreement']:.4f})")
+    if bus == "axi":
+        counts = ", ".join(f"{flag} {count}" for flag, count in summary["error_counters"].items())
+        click.echo(f"AXI error counters: {counts}")
 
 
 def _site_table(found):

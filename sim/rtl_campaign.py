@@ -322,8 +322,9 @@ class RTLEvaluator(Evaluator):
         for (layer, tile, ps), result in zip(batch, results):
             faulty = golden.faulty_logits(self._names.index(layer), tile, result.outputs)
             outcomes = classify(faulty, golden.logits, self.labels, scale)
-            rows += [(p, fault.to_json(), outcome)
-                     for p, fault, outcome in zip(ps, result.faults, outcomes)]
+            rows += [(p, fault.to_json(), {**outcome, "detected": int(detected)})
+                     for p, fault, outcome, detected in zip(ps, result.faults, outcomes,
+                                                            result.detected)]
         return rows
 
 

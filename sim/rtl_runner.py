@@ -117,6 +117,10 @@ class FaultResults:
     cycles : numpy.ndarray
         int64 ``[F]``: cycles from ``start`` to ``done``, -1 when ``done`` did not rise
         within the timeout (a hang).
+    detected : numpy.ndarray
+        int64 ``[F]``: the error flags the protection unit raised in each run, a bit
+        mask of :data:`hw.contract.ERROR_FLAGS` (bit ``i`` for flag ``i``; always 0
+        without protection).
     expected : numpy.ndarray
         int64 ``[m, n]``: the fault-free outputs (``sim.tile.reference``, which the
         RTL's fault-free run of the same process matched).
@@ -134,6 +138,7 @@ class FaultResults:
     outputs: np.ndarray
     accumulators: np.ndarray
     cycles: np.ndarray
+    detected: np.ndarray
     expected: np.ndarray
     expected_accumulators: np.ndarray
     seconds: float
@@ -156,12 +161,13 @@ class FaultResults:
 
     def rows(self):
         """One JSON-ready dict per fault: the fault, ``masked``, ``differing``,
-        ``cycles`` and the positions ``[[r, c], ...]`` of the differing outputs."""
+        ``cycles``, ``detected`` and the positions ``[[r, c], ...]`` of the differing outputs."""
         out = []
         for index, fault in enumerate(self.faults):
             diff = np.argwhere(self.outputs[index] != self.expected)
             out.append({**fault.to_dict(), "masked": not len(diff),
                         "differing": len(diff), "cycles": int(self.cycles[index]),
+                        "detected": int(self.detected[index]),
                         "positions": diff.tolist()})
         return out
 
@@ -174,6 +180,7 @@ def _concatenate(parts):
         accumulators=None if any(a is None for a in accumulators)
         else np.concatenate(accumulators),
         cycles=np.concatenate([part.cycles for part in parts]),
+        detected=np.concatenate([part.detected for part in parts]),
         expected=parts[0].expected, expected_accumulators=parts[0].expected_accumulators,
         seconds=sum(part.seconds for part in parts),
         cpu_seconds=sum(part.cpu_seconds for part in parts))
@@ -264,7 +271,8 @@ def run_groups(config, groups, *, sim="verilator", accumulators=True, driver="fa
         out.append(FaultResults(faults=faults, outputs=result["outputs"],
                                 accumulators=result["accumulators"] if accumulators
                                 else None,
-                                cycles=result["cycles"], expected=expected,
+                                cycles=result["cycles"], detected=result["detected"],
+                                expected=expected,
                                 expected_accumulators=expected_acc,
                                 seconds=float(result["seconds"]),
                                 cpu_seconds=float(result["cpu_seconds"])))

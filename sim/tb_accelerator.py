@@ -13,7 +13,7 @@ import numpy as np
 
 from neuroharden.hw.contract import WRITE_SELECT, WORD_VOTE, Y, AcceleratorConfig, pe_site
 from neuroharden.hw.pe import ACC
-from .accelerator_tb import AcceleratorTB, random_tile, run_tiles
+from .accelerator_tb import AcceleratorTB, protection_groups, random_tile, run_tiles
 from .inject import flip
 from .runner import tb_config
 from .sites import site_handle
@@ -28,17 +28,6 @@ async def started_tb(dut):
     tb = AcceleratorTB(dut, build_config())
     await tb.start()
     return tb
-
-
-def protection_groups(config, n):
-    """Protection map of an ``n``-column tile for this build: two groups if they fit (LCU:
-    a narrow pair and a wide one)."""
-    if config.protect == "lcu":
-        return {"lcu_pairs": [[0, n - 1], [1, n - 2]][:n // 2],
-                "lcu_wide": [False, True][:n // 2]}
-    if config.protect == "tmr":
-        return {"tmr_triples": [[n - 1, 0, n // 2]]}
-    return {}
 
 
 @cocotb.test()

@@ -35,6 +35,11 @@ every row). The other ``persistent`` sites (registers and buffer words only the 
 port writes: operands, post-processing parameters, the protection map) feed the data
 path only, so their faults run freely like those of the array.
 
+With protection, every run also records the error flags the protection unit raised
+(``errors`` in the cycles that write an output row, OR-ed: a bit mask of
+:data:`hw.contract.ERROR_FLAGS`), which is what the AXI accelerator's counters would
+count: the hardware's *detection* of the fault.
+
 Restoring: PE, skew and requantizer registers are rewritten by every run (the clear
 cycle, the streaming, the drain), so nothing is done for them. A ``persistent`` site
 hit by a fault gets its loaded value back by a ``Deposit``; after a fault in a
@@ -108,6 +113,9 @@ class FaultDriver:
         self.out_words = [self.handle(out_buf.path(row)) for row in range(out_buf.depth)]
         self.result = getattr(self.dut, ARRAY).result
         self.masks = {}
+        # The protection's error flags (hw.contract.ERROR_FLAGS) of every output row a
+        # run writes, OR-ed: a build without protection has none to read.
+        self.detects = tb.config.protect != "none"
         # Value of every persistent site as the last load left it (None before the first).
         self.loaded = dict.fromkeys(self.persistent)
         self.snapshot = {}
@@ -178,8 +186,9 @@ class FaultDriver:
 
     async def run_free(self, injection, *, accumulators):
         """One run awaiting only the cycles where something happens (``injection``
-        None: a fault-free run); returns ``(cycles, accumulators)`` (cycles -1 when
-        ``done`` does not rise in time; accumulators None unless recorded)."""
+        None: a fault-free run); returns ``(cycles, accumulators, detected)`` (cycles -1
+        when ``done`` does not rise in time; accumulators None unless recorded;
+        detected the error flags the protection raised, OR-ed over the rows)."""
         tb, dut = self.tb, self.dut
         rows, cols = tb.config.rows, tb.config.cols
         schedule = tb.config.schedule(tb.tile.shape[1])
@@ -193,6 +202,10 @@ class FaultDriver:
             if fault.model == "bitflip" and fault.cycle < nominal:
                 events.append((fault.cycle * PERIOD, "inject", fault.cycle))
         events += [(cycle * PERIOD + SAMPLE, "sample", cycle) for cycle in drain]
+        if self.detects:   # the cycles writing the output rows
+            events += [(cycle * PERIOD + SAMPLE, "errors", cycle)
+                       for cycle in range(schedule.first_drain + 1, schedule.write + 1)]
+        detected = 0
         values = np.zeros((rows, cols), dtype=np.int64)
         dut.start.value = 1
         if injection is not None:
@@ -204,6 +217,8 @@ class FaultDriver:
                 now = when
             if action == "inject":
                 await injection.on_cycle(cycle)
+            elif action == "errors":
+                detected |= value(dut.errors)
             else:
                 values[schedule.drained_row(cycle)] = unpack(
                     value(self.result), cols, tb.config.acc_width)
@@ -212,11 +227,11 @@ class FaultDriver:
         if injection is not None:
             injection.stop()
         cycles = nominal if value(dut.done) else -1
-        return cycles, self.drained(values) if accumulators else None
+        return cycles, self.drained(values) if accumulators else None, detected
 
     async def run_stepped(self, injection):
         """One run awaiting every clock cycle, with ``AcceleratorTB.run``'s schedule:
-        it ends when ``done`` rises; returns ``(cycles, accumulators)``."""
+        it ends when ``done`` rises; returns ``(cycles, accumulators, detected)``."""
         tb, dut = self.tb, self.dut
         rows, cols = tb.config.rows, tb.config.cols
         schedule = tb.config.schedule(tb.tile.shape[1])
@@ -224,13 +239,17 @@ class FaultDriver:
         values = np.zeros((rows, cols), dtype=np.int64)
         dut.start.value = 1
         injection.start()
-        cycles = -1
+        cycles, detected = -1, 0
         for cycle in range(schedule.cycles + TIMEOUT_SLACK):
             await injection.on_cycle(cycle)
-            if cycle in drain:
+            if cycle in drain or self.detects:
                 await Timer(SAMPLE, unit="ns")
-                values[schedule.drained_row(cycle)] = unpack(
-                    value(self.result), cols, tb.config.acc_width)
+                if cycle in drain:
+                    values[schedule.drained_row(cycle)] = unpack(
+                        value(self.result), cols, tb.config.acc_width)
+                # A control fault can move the writes: every cycle that writes a row.
+                if self.detects and value(dut.errors_valid):
+                    detected |= value(dut.errors)
                 await Timer(PERIOD - SAMPLE, unit="ns")
             else:
                 await Timer(PERIOD, unit="ns")
@@ -239,7 +258,7 @@ class FaultDriver:
                 cycles = cycle + 1
                 break
         injection.stop()
-        return cycles, self.drained(values)
+        return cycles, self.drained(values), detected
 
     async def read_port(self):
         """The outputs read through the read port, one row per cycle (``AcceleratorTB.read``)."""
@@ -253,23 +272,24 @@ class FaultDriver:
 
     async def load_golden(self, tile):
         """Load ``tile`` by deposits and run it fault-free; returns ``(outputs,
-        accumulators)``."""
+        accumulators, detected)``."""
         self.deposit_tile(tile)
-        cycles, accumulators = await self.run_free(None, accumulators=True)
+        cycles, accumulators, detected = await self.run_free(None, accumulators=True)
         if cycles < 0:
             raise RuntimeError("done did not rise in the fault-free run")
-        return self.read_outputs(), accumulators
+        return self.read_outputs(), accumulators, detected
 
     async def run_fault(self, fault):
-        """Apply, run, read and undo one fault; returns (outputs, accumulators, cycles)."""
+        """Apply, run, read and undo one fault; returns (outputs, accumulators, cycles,
+        detected)."""
         injection = Injection(self.dut, fault)
         if fault.site in self.control:
             # Only these faults can keep the controller from writing every output row.
             self.clear_outputs()
-            cycles, accumulators = await self.run_stepped(injection)
+            cycles, accumulators, detected = await self.run_stepped(injection)
         else:
-            cycles, accumulators = await self.run_free(injection,
-                                                       accumulators=self.accumulators)
+            cycles, accumulators, detected = await self.run_free(
+                injection, accumulators=self.accumulators)
         outputs = self.read_outputs()
         restored = [self.restore(fault.site)] if fault.site in self.persistent else []
         if fault.site in self.control or cycles < 0:
@@ -277,15 +297,15 @@ class FaultDriver:
         if any(restored):
             # Let the deposits settle (see the module docstring).
             await Timer(PERIOD, unit="ns")
-        return outputs, accumulators, cycles
+        return outputs, accumulators, cycles, detected
 
     async def run_naive(self, tile, fault):
         """One fault the naive way: reload through the load port, run stepped, read
-        through the read port; returns (outputs, accumulators, cycles)."""
+        through the read port; returns (outputs, accumulators, cycles, detected)."""
         await self.tb.load(tile)
         await Timer(1, unit="ns")
         self.clear_outputs()
-        cycles, accumulators = await self.run_stepped(Injection(self.dut, fault))
+        cycles, accumulators, detected = await self.run_stepped(Injection(self.dut, fault))
         outputs = await self.read_port()
         # The reload rewrites the buffer words of the tile's K, not those past it.
         if fault.site in self.persistent:
@@ -293,7 +313,7 @@ class FaultDriver:
         if fault.site in self.control or cycles < 0:
             for path in self.control:
                 self.restore(path)
-        return outputs, accumulators, cycles
+        return outputs, accumulators, cycles, detected
 
 
 async def run_group(tb, driver, group, *, naive):
@@ -309,25 +329,27 @@ async def run_group(tb, driver, group, *, naive):
         # The driver acts 1 ns after a falling edge (see the module docstring).
         await Timer(1, unit="ns")
     else:
-        golden, golden_acc = await driver.load_golden(tile)
+        golden, golden_acc, _ = await driver.load_golden(tile)
     driver.take_snapshot()
     m, _, n = tile.shape
     outputs = np.zeros((len(faults), m, n), dtype=np.int64)
     accumulators = np.zeros((len(faults), m, n), dtype=np.int64)
     cycles = np.zeros(len(faults), dtype=np.int64)
+    detected = np.zeros(len(faults), dtype=np.int64)
     started, cpu = time.perf_counter(), time.process_time()
     for index, fault in enumerate(faults):
         if naive:
-            outputs[index], drained, cycles[index] = await driver.run_naive(tile, fault)
+            run = driver.run_naive(tile, fault)
         else:
-            outputs[index], drained, cycles[index] = await driver.run_fault(fault)
+            run = driver.run_fault(fault)
+        outputs[index], drained, cycles[index], detected[index] = await run
         if drained is not None:
             accumulators[index] = drained
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     with open(group["results"], "wb") as file:
         np.savez(file, outputs=outputs,
                  accumulators=accumulators if driver.accumulators else accumulators[:0],
-                 cycles=cycles, golden=golden, golden_accumulators=golden_acc,
+                 cycles=cycles, detected=detected, golden=golden, golden_accumulators=golden_acc,
                  seconds=np.array(seconds), cpu_seconds=np.array(cpu))
 
 

@@ -9,8 +9,11 @@ every tile of every layer of every image.
 Configuration (through :func:`sim.runner.tb_config`): ``program`` (npz written by
 :meth:`sim.compiler.Program.save`), ``images`` (``.npy``, int8 ``[B, C, H, W]``),
 ``logits`` (``.npy`` written with the int8 logits), ``stats`` (a JSON file for
-``tiles``, ``cycles`` and the ``seconds`` of the simulation proper), and the accelerator
-(``accelerator``, :meth:`hw.contract.AcceleratorConfig.to_dict`).
+``tiles``, ``cycles`` and the ``seconds`` of the simulation proper), the accelerator
+(``accelerator``, :meth:`hw.contract.AcceleratorConfig.to_dict`) and ``bus``: ``"port"``
+drives ``hw.accelerator`` through its load / read port (:class:`sim.accelerator_tb.AcceleratorTB`),
+``"axi"`` drives ``hw.axi_accelerator`` through its buses with cocotbext-axi
+(:class:`sim.axi_tb.AXIAcceleratorTB`) and also reports its error counters.
 """
 
 import json
@@ -19,10 +22,14 @@ import time
 import cocotb
 import numpy as np
 
+from cocotb.utils import get_sim_time
+
 from neuroharden.hw.contract import AcceleratorConfig
 from .accelerator_tb import AcceleratorTB
+from .axi_tb import AXIAcceleratorTB
 from .compiler import load_program
 from .runner import tb_config
+from .tb import PERIOD
 
 
 @cocotb.test()
@@ -31,7 +38,9 @@ async def run_network(dut):
     config = tb_config()
     program = load_program(config["program"])
     x = np.load(config["images"], allow_pickle=False).astype(np.int64)
-    tb = AcceleratorTB(dut, AcceleratorConfig.from_dict(config["accelerator"]))
+    axi = config.get("bus", "port") == "axi"
+    driver = AXIAcceleratorTB if axi else AcceleratorTB
+    tb = driver(dut, AcceleratorConfig.from_dict(config["accelerator"]))
     await tb.start()
     started = time.perf_counter()
     tiles = 0
@@ -41,5 +50,9 @@ async def run_network(dut):
         tiles += len(placements)
     seconds = time.perf_counter() - started
     np.save(config["logits"], x)
-    with open(config["stats"], "w") as stats:
-        json.dump({"tiles": tiles, "cycles": tb.cycles, "seconds": seconds}, stats)
+    stats = {"tiles": tiles, "cycles": tb.cycles, "seconds": seconds}
+    if axi:   # the bus peers wait on clock edges of their own: count simulated time
+        stats["cycles"] = round(get_sim_time("ns") / PERIOD)
+        stats["error_counters"] = await tb.error_counts()
+    with open(config["stats"], "w") as file:
+        json.dump(stats, file)

@@ -22,7 +22,7 @@ from .cache import Cache, key_of
 from .designs import DEFAULT_K_DEPTH, DESIGNS, expand
 from .targets import TARGETS
 
-__all__ = ["FIELDS", "measure", "report", "add_overheads", "overhead",
+__all__ = ["FIELDS", "measure", "report", "largest_fitting", "add_overheads", "overhead",
            "share", "primary_metric", "format_table"]
 
 #: Columns of a report row, in the order of the CSV and the table.
@@ -35,7 +35,8 @@ FIELDS = ("design", "target", "device", "rows", "cols", "k_depth", "acc_width", 
 OVERHEAD_METRICS = ("cells", "transistors", "luts", "ffs", "dsps", "brams", "fmax_mhz")
 
 #: Block-RAM cell of each FPGA target and how many the device has.
-_BLOCK_RAMS = {"ice40": ("SB_RAM40_4K", 32), "ecp5": ("DP16KD", 208)}
+_BLOCK_RAMS = {"ice40": ("SB_RAM40_4K", 32), "up5k": ("SB_RAM40_4K", 30),
+               "ecp5": ("DP16KD", 208)}
 
 _CACHE_VERSION = "synth-area-1"
 
@@ -65,7 +66,7 @@ def _fit_check(target, counts):
     capacity = target.capacity
     used = {"luts": counts["luts"], "ffs": counts["ffs"], "dsps": counts["dsps"] or 0,
             "brams": _block_rams(target.name, counts), "io": counts["port_bits"]}
-    if target.name == "ice40":   # a logic cell holds one LUT4 and one flip-flop
+    if target.nextpnr == "ice40":   # a logic cell holds one LUT4 and one flip-flop
         used["lcs"] = max(used.pop("luts"), used.pop("ffs"))
         capacity = {"lcs": capacity["luts"], "dsps": capacity["dsps"],
                     "io": capacity["io"]}
@@ -213,6 +214,59 @@ def measure(name, target_name, *, rows=4, cols=4, width=8, acc_width=32,
     finally:
         if netlist_dir is not None:
             netlist_dir.cleanup()
+
+
+def largest_fitting(name, target_name, sizes, *, k_depth=DEFAULT_K_DEPTH, cache=None):
+    """The largest ``size`` x ``size`` array of a sized design whose logic, DSPs and block
+    RAMs fit a target device, by synthesis (pins are not counted: the ports of a wrapped
+    accelerator reach an SoC on the same chip).
+
+    Parameters
+    ----------
+    name : str
+        A sized design of :data:`synth.designs.DESIGNS`.
+    target_name : str
+        An FPGA target of :data:`synth.targets.TARGETS`.
+    sizes : sequence of int
+        Array sizes to try, in increasing order; the search stops at the first that
+        does not fit (a size the design cannot be built at is skipped).
+    k_depth : int
+    cache : synth.cache.Cache or None
+
+    Returns
+    -------
+    dict
+        ``design``, ``target``, ``device``, ``largest`` (a size, or None when even the
+        smallest does not fit) and ``rows``: the report row of every size tried, with
+        ``fits``.
+
+    Raises
+    ------
+    ValueError
+        For an unsized design or a target without a device.
+    """
+    design, target = DESIGNS[name], TARGETS[target_name]
+    if not design.sized or not target.capacity:
+        raise ValueError(f"{name} on {target_name}: a sized design on an FPGA target is needed")
+    tried, largest = [], None
+    for size in sizes:
+        row = measure(name, target_name, rows=size, cols=size, k_depth=k_depth, place=False,
+                      cache=cache)
+        if row["status"] == "not available":   # e.g. TMR needs three columns
+            row["fits"] = False
+            tried.append(row)
+            continue
+        counts = {"luts": row["luts"] or 0, "ffs": row["ffs"] or 0, "dsps": row["dsps"] or 0,
+                  "by_type": {_BLOCK_RAMS[target_name][0]: row["brams"] or 0},
+                  "port_bits": 0}
+        row["fits"] = row["status"] in ("not placed", "does not fit") and \
+            _fit_check(target, counts)[1]
+        tried.append(row)
+        if not row["fits"]:
+            break
+        largest = size
+    return {"design": name, "target": target_name, "device": target.device,
+            "largest": largest, "rows": tried}
 
 
 def add_overheads(rows):

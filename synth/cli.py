@@ -99,6 +99,11 @@ versions, so a repeated run takes seconds.""")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
 @click.option("--no-pnr", is_flag=True, help="Skip place and route (no Fmax).")
 @click.option("--sweep", is_flag=True, help="Sweep the array over --sizes instead.")
+@click.option("--largest", is_flag=True,
+              help="Instead: for each sized design of --designs, the largest N x N array of "
+                   "--sizes whose logic, DSPs and block RAMs fit each --target device "
+                   "(synthesis only; pins are not counted, a wrapped accelerator's bus "
+                   "reaches an SoC on the same chip).")
 @click.option("--sizes", default="2,4,8,16", show_default=True,
               help="Array sizes N (N x N) of the sweep.")
 @click.option("-o", "--output", default="build/synth-sweep", show_default=True,
@@ -108,8 +113,8 @@ versions, so a repeated run takes seconds.""")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--pnr-timeout", default=1800, show_default=True, type=int,
               help="Seconds one nextpnr run may take (status 'timeout' after).")
-def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, sweep, sizes, output,
-         cache_dir, no_cache, pnr_timeout):
+def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, sweep, largest,
+         sizes, output, cache_dir, no_cache, pnr_timeout):
     from . import area as area_module
     from . import sweep as sweep_module
     from .cache import Cache
@@ -162,6 +167,11 @@ def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, swee
             click.echo(f"wrote {path}")
         return
 
+    if largest:
+        _largest(_split(designs, "--designs"), list(targets) or ["up5k"], _sizes(sizes),
+                 k_depth, cache, as_json)
+        return
+
     try:
         names = expand(_split(designs, "--designs"))
     except ValueError as error:
@@ -180,6 +190,33 @@ def area(rows, cols, k_depth, acc_width, targets, designs, as_json, no_pnr, swee
         click.echo(json.dumps(result, indent=1))
     else:
         click.echo(area_module.format_table(result))
+
+
+def _largest(names, target_list, size_list, k_depth, cache, as_json):
+    """``area --largest``: the largest array of each design that fits each target."""
+    from . import area as area_module
+
+    step, close = _progress(len(names) * len(target_list), not as_json)
+    results = []
+    try:
+        for name in names:
+            for target in target_list:
+                if step is not None:
+                    step(f"{name} on {target}")
+                results.append(area_module.largest_fitting(name, target, size_list,
+                                                           k_depth=k_depth, cache=cache))
+    except (ValueError, TypeError, KeyError) as error:
+        raise click.ClickException(str(error).strip("'\"")) from error
+    finally:
+        close()
+    if as_json:
+        click.echo(json.dumps(results, indent=1))
+        return
+    for result in results:
+        size = result["largest"]
+        tried = "; ".join(f"{row['rows']}x{row['cols']}: {row['note']}" for row in result["rows"])
+        click.echo(f"{result['design']} on {result['device']}: largest array "
+                   f"{f'{size}x{size}' if size else 'none'} ({tried})")
 
 
 def _counterexample_lines(counterexample):

@@ -65,6 +65,13 @@ DESIGNS = {
     "accel-tmr": Design("accel-tmr", "accelerator", "accel", sized=True, protect="tmr",
                         buffered=True,
                         description="the accelerator with protect=tmr (one voter per column)"),
+    "axi": Design("axi", "accelerator-axi", None, sized=True, buffered=True,
+                  description="unprotected accelerator behind AXI4-Lite and AXI4-Stream, "
+                              "with error counters (baseline of the wrapped designs)"),
+    "axi-lcu": Design("axi-lcu", "accelerator-axi", "axi", sized=True, protect="lcu",
+                      buffered=True, description="the wrapped accelerator with protect=lcu"),
+    "axi-tmr": Design("axi-tmr", "accelerator-axi", "axi", sized=True, protect="tmr",
+                      buffered=True, description="the wrapped accelerator with protect=tmr"),
 }
 
 

@@ -8,6 +8,12 @@
     cells, no DSP blocks (multipliers are built from LUTs). Placed with
     ``nextpnr-ice40``, which has no out-of-context mode: every top-level port bit needs
     a pin, so a design with more port bits than the package's I/O does not fit.
+``up5k``
+    ``synth_ice40 -dsp`` for the iCE40 UP5K (sg48): 5,280 logic cells, eight SB_MAC16
+    DSP blocks, 30 block RAMs and 39 pins. No design of the report has so few port
+    bits, so it is sized, not placed: :func:`synth.area.largest_fitting` finds the
+    largest array whose logic, DSPs and block RAMs fit (its bus ports would reach an
+    SoC on the same chip, not pins).
 ``ecp5``
     ``synth_ecp5`` for the ECP5 LFE5U-85F (CABGA381): 83,640 LUT4s and flip-flops,
     156 MULT18X18D multipliers. Placed with ``nextpnr-ecp5``; a design with more port
@@ -58,6 +64,10 @@ TARGETS = {
         name="ice40", script="ice40.ys", device="iCE40 HX8K ct256",
         nextpnr="ice40", nextpnr_args=("--hx8k", "--package", "ct256"),
         capacity={"luts": 7680, "ffs": 7680, "dsps": 0, "io": 206}, freq_mhz=200.0),
+    "up5k": Target(
+        name="up5k", script="up5k.ys", device="iCE40 UP5K sg48",
+        nextpnr="ice40", nextpnr_args=("--up5k", "--package", "sg48"),
+        capacity={"luts": 5280, "ffs": 5280, "dsps": 8, "io": 39}, freq_mhz=100.0),
     "ecp5": Target(
         name="ecp5", script="ecp5.ys", device="ECP5 LFE5U-85F CABGA381",
         nextpnr="ecp5", nextpnr_args=("--85k", "--package", "CABGA381"),

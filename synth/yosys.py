@@ -107,7 +107,7 @@ def stat_counts(target_name, stat):
     """Resource counts of one target from a parsed ``stat`` (see :func:`parse_stat`).
 
     ``generic``: ``ffs`` counts Yosys's internal flip-flop cells; no LUTs or DSPs.
-    ``ice40``: ``luts`` = SB_LUT4, ``carry`` = SB_CARRY (it shares a logic cell with a
+    ``ice40`` and ``up5k``: ``luts`` = SB_LUT4, ``carry`` = SB_CARRY (it shares a logic cell with a
     LUT), ``ffs`` = SB_DFF*, ``dsps`` = SB_MAC16.
     ``ecp5``: ``luts`` = LUT4 + 2 x CCU2C (a CCU2C is two LUT4s of a slice, as
     nextpnr counts them), ``carry`` = CCU2C, ``ffs`` = TRELLIS_FF, ``dsps`` = MULT18X18D
@@ -121,7 +121,7 @@ def stat_counts(target_name, stat):
     if target_name == "generic":
         return {"cells": stat["cells"], "luts": None, "carry": None,
                 "ffs": total(lambda n: bool(_FF.match(n))), "dsps": None}
-    if target_name == "ice40":
+    if target_name in ("ice40", "up5k"):
         return {"cells": stat["cells"], "luts": by_type.get("SB_LUT4", 0),
                 "carry": by_type.get("SB_CARRY", 0),
                 "ffs": total(lambda n: n.startswith("SB_DFF")),

@@ -105,7 +105,9 @@ def variants(draw, data, shortest=0):
         bit = draw(st.integers(0, 7))
         return kind, data[:position] + bytes([data[position] ^ (1 << bit)]) + data[position + 1:]
     if kind == "magic":
-        head = draw(st.sampled_from([h for h in MAGICS if not data.startswith(h)]))
+        # Another format's magic: not one that starts like this file (protobuf's
+        # b"\x08\x07" over an ONNX file is only another IR version, still valid).
+        head = draw(st.sampled_from([h for h in MAGICS if h[:1] != data[:1]]))
         return kind, head + data[len(head):]
     return kind, draw(st.sampled_from([f for f in FOREIGN if f or shortest == 0]))
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from neuroharden.golden import campaign as campaign_module
 from neuroharden.golden.campaign import (APPLICATION_ID, SCHEMA, CampaignDefinition, ResultsDB, run,
-                                        run_campaign, summary_text)
+                                        run_campaign, summarize, summary_text)
 from neuroharden.golden.evaluator import Evaluator
 from neuroharden.golden.models import Net, save_checkpoint
 from neuroharden.golden.sampling import leveugle_sample_size, sample_indices
@@ -605,3 +605,22 @@ def test_database_of_another_campaign_or_newer_schema_is_refused(checkpoint, tmp
     rows = _rows(taken, cid)
     _refused(checkpoint, taken, cid, "different definition")
     assert _rows(taken, cid) == rows
+
+
+def test_detection_is_stored_and_summarized_when_every_row_has_it(tmp_path):
+    row = {"outcome": "masked", "critical": False, "changed": 0, "masked_images": 1,
+           "tolerable_images": 0, "critical_images": 0, "correct": 1}
+    changed = {**row, "outcome": "critical", "critical": True, "changed": 1,
+               "masked_images": 0, "critical_images": 1, "correct": 0}
+    with ResultsDB(tmp_path / "d.sqlite") as db:
+        db.add("c", [(0, 0, "{}", {**row, "detected": 0}), (1, 1, "{}", {**row, "detected": 2}),
+                     (2, 2, "{}", {**changed, "detected": 1}),
+                     (3, 3, "{}", {**changed, "detected": 0})])
+        db.add("m", [(0, 0, "{}", row)])
+        rows, model_rows = db.results("c"), db.results("m")
+    assert [r["detected"] for r in rows] == [0, 2, 1, 0] and model_rows[0]["detected"] is None
+    assert summarize(rows, 4, 1, 1)["detection"] == {"masked": 1, "corrected": 1, "due": 1,
+                                                      "sdc": 1, "detected": 2}
+    assert "detection" not in summarize(model_rows, 1, 1, 1)
+    text = summary_text(summarize(rows, 4, 1, 1), "t")
+    assert "corrected 1, DUE 1, SDC 1 (2 detected)" in text

@@ -2,7 +2,7 @@
 
 import torch
 
-from neuroharden.golden.outcomes import OUTCOMES, TOLERANCE, classify
+from neuroharden.golden.outcomes import OUTCOMES, TOLERANCE, classify, detection_class
 
 
 def test_classify():
@@ -43,3 +43,10 @@ def test_without_labels_nothing_is_counted_correct():
                     "masked_images": 1, "tolerable_images": 0, "critical_images": 0,
                     "correct": None}]
     assert out[0]["outcome"] == OUTCOMES[0]
+
+
+def test_detection_classes_cross_changed_logits_with_the_hardware_flags():
+    assert [detection_class(outcome, detected)
+            for outcome, detected in (("masked", 0), ("masked", 3), ("tolerable", 1),
+                                      ("critical", 0), ("tolerable", 0))] \
+        == ["masked", "corrected", "due", "sdc", "sdc"]

@@ -9,9 +9,10 @@ from neuroharden.hw.protection import ProtectionUnit, encode_group
 from tests.hw.simulation import simulate
 
 
-def protect(unit, rows, codes, word=0):
-    """The unit's output for each row of ``rows`` with the per-column ``codes``."""
-    outputs = []
+def run(unit, rows, codes, word=0):
+    """The unit's output, ``differ`` and ``no_majority`` (zeros for LCU) for each row of
+    ``rows`` with the per-column ``codes``."""
+    seen = []
 
     async def testbench(ctx):
         for c, code in enumerate(codes):
@@ -21,10 +22,18 @@ def protect(unit, rows, codes, word=0):
         for row in rows:
             for c, value in enumerate(row):
                 ctx.set(unit.y[c], int(value))
-            outputs.append([ctx.get(unit.out[c]) for c in range(unit.cols)])
+            seen.append([[ctx.get(port[c]) for c in range(unit.cols)] for port in
+                         (unit.out, unit.differ,
+                          unit.no_majority if unit.scheme == "tmr" else unit.differ)])
 
     simulate(unit, testbench, clocked=False)
-    return np.array(outputs)
+    out, differ, no_majority = np.array(seen).transpose(1, 0, 2)
+    return out, differ, no_majority * (unit.scheme == "tmr")
+
+
+def protect(unit, rows, codes, word=0):
+    """The unit's output for each row of ``rows`` with the per-column ``codes``."""
+    return run(unit, rows, codes, word)[0]
 
 
 def test_lcu_pairs_are_merged_into_both_columns_and_others_pass():
@@ -81,3 +90,29 @@ def test_tmr_triples_are_voted_into_all_three_columns(word, vote):
 def test_bad_parameters_are_rejected(kwargs, error, match):
     with pytest.raises(error, match=match):
         ProtectionUnit(**kwargs)
+
+
+def test_lcu_pairs_flag_halves_that_differ():
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 4, (200, 5))   # small values: equal halves are frequent
+    codes = [encode_group(5, 3), 0, encode_group(5, 4), encode_group(5, 0), encode_group(5, 2)]
+    _, differ, _ = run(ProtectionUnit(cols=5, scheme="lcu"), rows, codes)
+    for c0, c1 in ((0, 3), (2, 4)):
+        np.testing.assert_array_equal(differ[:, c0], rows[:, c0] != rows[:, c1])
+        np.testing.assert_array_equal(differ[:, c1], rows[:, c0] != rows[:, c1])
+    assert not differ[:, 1].any() and 0 < differ[:, 0].sum() < len(rows)
+
+
+@pytest.mark.parametrize("word", [0, 1])
+def test_tmr_triples_flag_disagreement_and_no_majority(word):
+    rng = np.random.default_rng(6 + word)
+    rows = rng.integers(0, 3, (300, 4))
+    codes = [encode_group(4, 2, 3), 0, encode_group(4, 0, 3), encode_group(4, 0, 2)]
+    _, differ, no_majority = run(ProtectionUnit(cols=4, scheme="tmr"), rows, codes, word)
+    a, b, c = rows[:, 0], rows[:, 2], rows[:, 3]
+    for column in (0, 2, 3):
+        np.testing.assert_array_equal(differ[:, column], (a != b) | (a != c))
+        np.testing.assert_array_equal(no_majority[:, column],
+                                      word * ((a != b) & (a != c) & (b != c)))
+    assert not differ[:, 1].any() and not no_majority[:, 1].any()
+    assert no_majority.any() == bool(word)

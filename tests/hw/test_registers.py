@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import signed
 from amaranth.lib import data
 
-from neuroharden.hw import pe, systolic_array
+from neuroharden.hw import axi_accelerator, pe, systolic_array
 from neuroharden.hw.accelerator import Accelerator
 from neuroharden.hw.contract import PROTECT, AcceleratorConfig, State
 from neuroharden.hw.pe import PE
@@ -122,10 +122,22 @@ def test_accelerator_map_is_the_design(protect, rows, cols, k_depth, width, acc_
 def test_every_register_of_every_block_is_declared(kind):
     declared = [*pe.registers().values(), *systolic_array.registers().values()]
     for protect in PROTECT:
-        declared += AcceleratorConfig(rows=2, cols=3, protect=protect).registers.values()
-    parameters = dict(rows=2, cols=3, k_depth=4, protect="tmr" if kind == "accelerator"
+        config = AcceleratorConfig(rows=2, cols=3, k_depth=4, protect=protect)
+        declared += [*config.registers.values(), *axi_accelerator.registers(config).values()]
+    parameters = dict(rows=2, cols=3, k_depth=4, protect="tmr" if kind.startswith("accelerator")
                       else "none")
     for site in catalogue(build(kind, **parameters), toplevel=kind.replace("-", "_")):
         name = site.path.rsplit(".", 1)[-1]
         assert any(register.pattern.match(name) for register in declared), site
         assert site.kind in KINDS
+
+
+@pytest.mark.parametrize("protect", PROTECT)
+def test_axi_accelerator_map_is_the_design(protect):
+    config = AcceleratorConfig(rows=2, cols=3, k_depth=5, protect=protect)
+    dut = axi_accelerator.AXIAccelerator(**config.to_dict())
+    declared = axi_accelerator.registers(config)
+    sites = catalogue(dut, toplevel="accelerator_axi")
+    own = {site.path.split("[")[0] for site in sites if not site.path.startswith("core.")}
+    # vote is a constant without TMR; every other declared register is in the design.
+    assert own == set(declared) - ({"csr_vote"} if protect != "tmr" else set())

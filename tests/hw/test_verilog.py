@@ -119,3 +119,21 @@ def test_cli_bad_input_exits_with_status_2_and_writes_nothing(tmp_path, argument
     assert "Traceback" not in result.output
     assert not output.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_writes_the_axi_accelerator_and_its_register_map(tmp_path):
+    from click.testing import CliRunner
+
+    from neuroharden.hw.csr import register_map_markdown
+    from neuroharden.sim.app.cli import main
+
+    verilog, regmap = tmp_path / "axi.v", tmp_path / "map.md"
+    result = CliRunner().invoke(main, ["generate", "accelerator-axi", "-o", str(verilog),
+                                       "--rows", "2", "--cols", "3", "--protect", "tmr",
+                                       "--k-depth", "8", "--register-map", str(regmap)])
+    assert result.exit_code == 0, result.output
+    assert "module accelerator_axi(" in verilog.read_text()
+    assert regmap.read_text() == register_map_markdown()
+    refused = CliRunner().invoke(main, ["generate", "pe", "-o", str(tmp_path / "pe.v"),
+                                        "--register-map", str(tmp_path / "x.md")])
+    assert refused.exit_code == 2 and not (tmp_path / "pe.v").exists()

@@ -22,7 +22,7 @@ from neuroharden.golden.datasets import load_dataset
 from neuroharden.golden.faults import Fault
 from neuroharden.golden.harden import harden
 from neuroharden.golden.injection import InjectionEngine
-from neuroharden.golden.outcomes import classify
+from neuroharden.golden.outcomes import DETECTION_CLASSES, classify
 from neuroharden.hw.contract import ACT_BUF, K_LEN, STATE, WGT_BUF
 from neuroharden.sim.app.cli import main
 from neuroharden.sim.compiler import compile_network
@@ -212,6 +212,16 @@ def test_hardened_network_has_fewer_critical_faults(tmp_path):
     assert hardened["protect"] == "tmr" and hardened["faults"] == plain["faults"]
     assert plain["critical_003"] > 0
     assert hardened["critical_003"] < plain["critical_003"]
+    # The hardware's detection: the plain accelerator has nothing to detect with, so
+    # every changed fault is silent; the TMR voters flag the faults of one copy.
+    for summary in (plain, hardened):
+        detection = summary["detection"]
+        assert sum(detection[name] for name in DETECTION_CLASSES) == summary["completed"]
+        assert detection["due"] + detection["sdc"] == summary["completed"] - summary["masked"]
+    assert plain["detection"]["detected"] == 0
+    assert plain["detection"]["sdc"] == plain["faults"] - plain["masked"]
+    assert hardened["detection"]["detected"] > 0 and hardened["detection"]["corrected"] > 0
+    assert hardened["detection"]["sdc"] < plain["detection"]["sdc"]
 
 
 def invoke(*args):

@@ -40,16 +40,23 @@ def test_rtl_logits_equal_golden(sim, scheme):
     assert stats["protect"] == scheme and stats["tiles"] > 0 and stats["cycles"] > 0
 
 
-@pytest.fixture(scope="module")
-def hardened_lenet5(lenet5_model, tmp_path_factory):  # noqa: F811
-    """LeNet-5 with every fourth channel of every layer triplicated (HARDENED.pt)."""
+def every_fourth_channel(lenet5_model, directory, scheme, layers):
+    """HARDENED.pt of LeNet-5 with every fourth channel of ``layers`` (slice of its
+    layers) protected by ``scheme``."""
     net, _, _, _ = quantize_checkpoint(lenet5_model)
-    hardened = harden(net, "tmr", [(layer.name, c) for layer in net.layers
-                                   for c in range(0, layer.weight.shape[0], 4)])
-    path = tmp_path_factory.mktemp("run-rtl") / "hardened.pt"
-    save_hardened(hardened, path, model_sha256="0" * 64, selection={"scheme": "tmr"},
+    hardened = harden(net, scheme, [(layer.name, c) for layer in net.layers[layers]
+                                    for c in range(0, layer.weight.shape[0], 4)])
+    path = directory / f"{scheme}.pt"
+    save_hardened(hardened, path, model_sha256="0" * 64, selection={"scheme": scheme},
                   checkpoint=torch.load(lenet5_model, map_location="cpu", weights_only=True))
     return path
+
+
+@pytest.fixture(scope="module")
+def hardened_lenet5(lenet5_model, tmp_path_factory):  # noqa: F811
+    """LeNet-5 with every fourth channel of every layer triplicated."""
+    return every_fourth_channel(lenet5_model, tmp_path_factory.mktemp("run-rtl"), "tmr",
+                                slice(None))
 
 
 @pytest.mark.slow(seconds=44)
@@ -118,3 +125,28 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
 def test_run_checkpoint_refuses_bad_parameters_before_reading(options, match):
     with pytest.raises(ValueError, match=match):
         run_checkpoint("nope.pt", **options)
+
+
+@pytest.fixture(scope="module")
+def lcu_lenet5(lenet5_model, tmp_path_factory):  # noqa: F811
+    """LeNet-5 with every fourth channel of every ReLU layer split into an LCU pair."""
+    return every_fourth_channel(lenet5_model, tmp_path_factory.mktemp("run-rtl-axi"), "lcu",
+                                slice(None, -1))
+
+
+@pytest.mark.slow(seconds=90)
+@pytest.mark.parametrize("sim, hardened", [("icarus", False), ("verilator", False),
+                                           ("icarus", True), ("verilator", True)])
+def test_lenet5_through_the_axi_bus_equals_golden(lenet5_model, lcu_lenet5, sim, hardened):
+    """Every layer of LeNet-5 (plain and LCU-hardened) through AXI4-Lite and AXI4-Stream
+    with cocotbext-axi: the int8 logits equal golden on every image, and a fault-free
+    run leaves the error counters at 0 (the copies of every LCU pair agree)."""
+    model = lcu_lenet5 if hardened else lenet5_model
+    result = invoke("--model", model, "--images", 2, "--rows", 8, "--cols", 8, "--sim", sim,
+                    "--bus", "axi", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["agreement"] == 1.0 and summary["disagreeing_images"] == []
+    assert summary["bus"] == "axi" and summary["protect"] == ("lcu" if hardened else "none")
+    assert summary["error_counters"] == {"lcu_differ": 0, "tmr_differ": 0,
+                                         "tmr_no_majority": 0}
