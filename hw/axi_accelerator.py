@@ -273,7 +273,9 @@ class AXIAccelerator(wiring.Component):
         with m.Elif(fire):
             m.d.sync += [out_row.eq(Mux(last_row, 0, out_row + 1)), sending.eq(~last_row)]
 
-        # Error counters and interrupts (a clear in the same cycle as an event wins).
+        # Error counters and interrupts: CTRL.clear_errors (below) wins over a count in
+        # the same cycle; an interrupt raised in the cycle of its acknowledgement stays
+        # pending, so none is lost.
         with m.If(core.errors_valid):
             for flag, counter in counters.items():
                 with m.If(getattr(core.errors, flag) & ~counter.all()):

@@ -94,7 +94,7 @@ def test_accelerator_too_narrow_for_its_protection_is_reported_not_faked(tmp_pat
     assert not list(tmp_path.iterdir())   # nothing was synthesized
 
 
-@pytest.mark.slow(seconds=90)
+@pytest.mark.slow(seconds=240)
 def test_accelerator_rows_and_their_overheads(session_cache, area_json_keys):
     # 16-bit accumulators synthesize 5x faster than the contract's 32 (the requantizers'
     # multipliers dominate); this one test also checks the JSON of `neuroharden area` on
@@ -114,10 +114,11 @@ def test_accelerator_rows_and_their_overheads(session_cache, area_json_keys):
         assert row["overhead_pct"] == pytest.approx(
             100 * (row["cells"] - base["cells"]) / base["cells"])
     # Three 8-bit voters outweigh ABC's restructuring of the rest of the design; three
-    # LCUs (an AND and a bit clear each) do not at 2x3: their growth is within +-1 %.
+    # LCUs (an AND and a bit clear each) with their halves-differ flags stay within
+    # +-2 % at 2x3.
     assert by["accel-tmr"]["cells"] > base["cells"]
     assert by["accel-tmr"]["transistors"] > base["transistors"]
-    assert abs(by["accel-lcu"]["overhead_pct"]) < 1
+    assert abs(by["accel-lcu"]["overhead_pct"]) < 2
     assert "accel-tmr" in format_table(rows) and "2x3 K4 A16" in format_table(rows)
 
     entries = sorted(session_cache.directory.iterdir())
