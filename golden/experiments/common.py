@@ -205,6 +205,13 @@ class Network:
         return self.load()[3].name
 
 
+def network_keys(models, files=()):
+    """The keys of the :class:`Network` s :func:`networks` returns for ``models`` and
+    ``files`` (built-in names, then file stems), without training anything: options that
+    name networks are checked against them before any work."""
+    return [*models, *(os.path.splitext(os.path.basename(path))[0] for path in files)]
+
+
 def networks(ctx, models, files=(), *, epochs=None):
     """The :class:`Network` s of a run: ``models`` trained (cached), then ``files``.
 

@@ -241,10 +241,10 @@ def command(models, model_files, images, thresholds, max_faults, test_images, ep
             cache, seed, as_json, dataset, data_dir):
     """Paper 004 Figure 4: accuracy loss, critical faults, size vs NVF threshold."""
     grid = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
+    per_model = parse_images(images, common.network_keys(models, model_files))
     ctx = common.prepare("fig4", output, cache, seed, as_json, dataset, data_dir)
     try:
         networks = common.networks(ctx, models, model_files, epochs=epochs)
-        per_model = parse_images(images, [n.key for n in networks])
         summary, statements = run(ctx, networks, images=per_model, thresholds=grid,
                                   max_faults=max_faults, test_images=test_images)
     except ValueError as error:

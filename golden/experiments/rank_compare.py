@@ -60,6 +60,7 @@ def command(models, model_files, methods, images, fractions, max_faults, test_im
 
     methods = common.parse_names(methods, "--methods", METHODS)
     grid = sorted(set(common.parse_floats(fractions, "--fractions", low=0, high=100)))
+    per_model = parse_images(images, common.network_keys(models, model_files))
     ctx = common.prepare("rank-compare", output, cache, seed, as_json, dataset, data_dir)
     from tqdm import tqdm
 
@@ -69,7 +70,6 @@ def command(models, model_files, methods, images, fractions, max_faults, test_im
     try:
         networks = common.networks(ctx, models, model_files, epochs=epochs)
         labels = {n.key: n.label for n in networks}
-        per_model = parse_images(images, list(labels))
         for network in networks:
             model, path, source = network.key, network.path, network.source
             rankings = {m: common.ranking_list(

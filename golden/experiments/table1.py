@@ -116,11 +116,11 @@ def command(models, model_files, images, thresholds, epochs, output, cache, seed
             dataset, data_dir):
     """Paper 004 Table I: neurons with NVF >= 0, 5, ..., 50 % (and finer thresholds)."""
     fine = common.parse_floats(thresholds, "--thresholds", low=0, high=100)
+    per_model = parse_images(images, common.network_keys(models, model_files))
     ctx = common.prepare("table1", output, cache, seed, as_json, dataset, data_dir)
     csv_rows, md_rows, curves, summary = [], [], {}, {}
     try:
         networks = common.networks(ctx, models, model_files, epochs=epochs)
-        per_model = parse_images(images, [n.key for n in networks])
         for network in networks:
             model, path = network.key, network.path
             ranking = common.ranking_list(

@@ -157,10 +157,10 @@ def command(models, model_files, images, pneu, crash, tmr_levels, byzantine, rep
     crash_pct = sorted(set(common.parse_floats(crash, "--crash", low=0, high=100)))
     levels = sorted(set(common.parse_floats(tmr_levels, "--tmr", low=0, high=50)))
     counts = sorted({int(c) for c in common.parse_floats(byzantine, "--byzantine", low=1)})
+    per_model = parse_images(images, common.network_keys(models, model_files))
     ctx = common.prepare("tmr-pneu", output, cache, seed, as_json, dataset, data_dir)
     try:
         networks = common.networks(ctx, models, model_files, epochs=epochs)
-        per_model = parse_images(images, [n.key for n in networks])
         results = {n.key: _run_model(ctx, n, per_model[n.key], pneu, crash_pct, levels,
                                      counts, repeats, test_images) for n in networks}
     except ValueError as error:

@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from neuroharden.sim.app.cli import main
 from neuroharden.synth import area
-from neuroharden.synth.area import (_fit_check, add_overheads, format_table, measure, overhead, report,
-                        share)
+from neuroharden.synth.area import (_fit_check, add_overheads, format_table, largest_fitting,
+                                    measure, overhead, report, share)
 from neuroharden.synth.cache import Cache
 from neuroharden.synth.designs import expand
 from neuroharden.synth.targets import TARGETS
@@ -175,3 +175,20 @@ def test_scopeinfo_annotations_are_not_counted_as_cells(tmp_path, monkeypatch):
     monkeypatch.setattr(area.yosys, "synthesize", lambda *a, **k: dict(counts))
     row = measure("tmr-pe", "generic", cache=Cache(tmp_path))
     assert row["cells"] == 102 and row["transistors"] == 500
+
+
+@pytest.mark.slow(seconds=40)
+def test_largest_array_that_fits_stops_at_the_first_that_does_not(session_cache):
+    """An N x N array needs N*N multipliers: the UP5K's eight DSPs take 2x2, not 3x3."""
+    result = largest_fitting("array", "up5k", [2, 3, 4], cache=session_cache)
+    assert result["largest"] == 2 and result["device"] == "iCE40 UP5K sg48"
+    assert [(row["rows"], row["fits"]) for row in result["rows"]] == [(2, True), (3, False)]
+    assert [row["dsps"] for row in result["rows"]] == [4, 9]
+    printed = CliRunner().invoke(main, ["area", "--largest", "--target", "up5k", "--designs",
+                                        "array", "--sizes", "2,3,4", "--json", "--cache-dir",
+                                        str(session_cache.directory)])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output)[0]["largest"] == 2
+    refused = CliRunner().invoke(main, ["area", "--largest", "--designs", "pe", "--target",
+                                        "up5k"])
+    assert refused.exit_code == 2 and "sized design" in refused.output
