@@ -245,7 +245,8 @@ class Accelerator(wiring.Component):
             if self.protect == "tmr":
                 m.d.comb += protect.vote_word.eq(read_register(word_vote))
             protected = [protect.out[c] for c in range(cols)]
-            m.d.comb += getattr(self.errors, f"{self.protect}_differ").eq(protect.differ.as_value().any())
+            differ = getattr(self.errors, f"{self.protect}_differ")
+            m.d.comb += differ.eq(protect.differ.as_value().any())
             if self.protect == "tmr":
                 m.d.comb += self.errors.tmr_no_majority.eq(protect.no_majority.as_value().any())
         m.d.comb += [out_write.addr.eq(read_register(out_row)),

@@ -64,7 +64,7 @@ class AXIAccelerator(wiring.Component):
     **Load stream** (``s_axis``): one packet per tile, one beat per load-port word in
     the order of :meth:`hw.contract.AcceleratorConfig.stream_segments` (the ``K`` A
     columns, the ``K`` B rows, ``cols`` words of each per-column parameter and, with
-    protection, of the protection map; :meth:`~hw.contract.AcceleratorConfig.load_stream`
+    protection, of the protection map; :meth:`~hw.contract.AcceleratorConfig.stream_words`
     packs them), with ``TLAST`` on the last beat. A word sits in the low bits of
     ``TDATA``. The length comes from ``K`` as it is when the packet starts. A packet
     whose ``TLAST`` comes early ends there; one without ``TLAST`` on its last beat has
@@ -206,9 +206,9 @@ class AXIAccelerator(wiring.Component):
             """The register word after this write, under the write strobes."""
             return (value & ~strobe) | (axil.wdata & strobe)
 
-        def bits(register, field):
-            return slice(csr(register).field(field).lsb,
-                         csr(register).field(field).lsb + csr(register).field(field).width)
+        def bits(register, name):
+            field = csr(register).field(name)
+            return slice(field.lsb, field.lsb + field.width)
 
         def placed(register, **values):
             """A register word with each field's value at its bits (a continuous

@@ -63,8 +63,8 @@ from .requantizer import BIAS_WIDTH
 from .systolic_array import PE_NAME, flush_cycles
 
 __all__ = [
-    "PROTECT", "COPIES", "WRITE_SELECT", "STREAM_SELECTS", "OUTPUT_WIDTH", "ARRAY", "ACT_BUF", "WGT_BUF",
-    "OUT_BUF", "BIAS", "MULTIPLIER", "SHIFT", "RELU", "ZERO_POINT", "GROUP", "WORD_VOTE",
+    "PROTECT", "COPIES", "WRITE_SELECT", "STREAM_SELECTS", "OUTPUT_WIDTH", "ARRAY", "ACT_BUF",
+    "WGT_BUF", "OUT_BUF", "BIAS", "MULTIPLIER", "SHIFT", "RELU", "ZERO_POINT", "GROUP", "WORD_VOTE",
     "K_LEN", "Y", "STATE", "STEP", "DONE", "OUT_ROW", "ERROR_FLAGS", "error_layout", "State",
     "pe_site", "tile_cycles", "Schedule",
     "AcceleratorConfig", "pack", "unpack", "row_blocks", "column_chunks",
@@ -337,17 +337,12 @@ class AcceleratorConfig:
         return [(select, k if select in ("act", "wgt") else self.cols)
                 for select in STREAM_SELECTS if select != "group" or self.protect != "none"]
 
-    def load_stream(self, **tile):
-        """One tile as an AXI load packet: ``(words, k, word_vote)``.
-
-        Takes the arguments of :meth:`load_writes`. ``words`` are the ``wr_data`` of its
-        writes in :meth:`stream_segments` order; ``K`` and the vote mode travel in the
-        ``K`` and ``VOTE`` registers instead (:mod:`hw.csr`).
-        """
-        writes = self.load_writes(**tile)
+    def stream_words(self, writes):
+        """The AXI load packet of a tile from its :meth:`load_writes`: the ``wr_data`` of
+        the writes of :data:`STREAM_SELECTS`, in :meth:`stream_segments` order. ``K`` and
+        the vote mode travel in the ``K`` and ``VOTE`` registers instead (:mod:`hw.csr`)."""
         codes = {WRITE_SELECT[select] for select in STREAM_SELECTS}
-        words = [data for select, _, data in writes if select in codes]
-        return words, len(tile["weights"]), bool(tile.get("word_vote", False))
+        return [data for select, _, data in writes if select in codes]
 
     def schedule(self, k):
         """The :class:`Schedule` of a run of a ``k``-step tile."""

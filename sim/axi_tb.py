@@ -3,7 +3,7 @@
 A real bus peer on each port: an ``AxiLiteMaster`` on ``s_axil``, an
 ``AxiStreamSource`` on ``s_axis`` and an ``AxiStreamSink`` on ``m_axis``. The register
 offsets and fields come from the one table of ``hw.csr``; the load packet from
-:meth:`hw.contract.AcceleratorConfig.load_stream`.
+:meth:`hw.contract.AcceleratorConfig.stream_words`.
 
 ``AXIAcceleratorTB(dut, config)``
     Wraps a generated ``accelerator_axi`` top level built with ``config``.
@@ -37,14 +37,11 @@ __all__ = ["AXIAcceleratorTB", "tile_stream"]
 
 
 def tile_stream(tile, config):
-    """``(words, k, word_vote)``: ``tile`` as an AXI load packet (see
-    :meth:`hw.contract.AcceleratorConfig.load_stream`; checks the tile fits)."""
-    tile_writes(tile, config)   # the fit and protection checks of the load port
-    return config.load_stream(
-        activations=tile.activations, weights=tile.weights, bias=tile.bias,
-        multiplier=tile.multiplier, shift=tile.shift, relu=tile.relu,
-        zero_point=tile.zero_point, lcu_pairs=tile.lcu_pairs, lcu_wide=tile.lcu_wide,
-        tmr_triples=tile.tmr_triples, word_vote=tile.vote_mode == "word")
+    """``(words, k, word_vote)``: ``tile`` as an AXI load packet
+    (:meth:`hw.contract.AcceleratorConfig.stream_words` of its load-port writes, which
+    check that the tile fits), its ``K`` and its vote mode."""
+    return (config.stream_words(tile_writes(tile, config)), tile.shape[1],
+            tile.vote_mode == "word")
 
 
 class AXIAcceleratorTB(ClockedTB):
