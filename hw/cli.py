@@ -60,24 +60,31 @@ def generate(kind, output, rows, cols, width, acc_width, mode, protect, k_depth,
         from .csr import register_map_markdown
 
         files[Path(register_map)] = register_map_markdown()
-    for path, content in files.items():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, content)
-        except OSError as error:
-            raise click.ClickException(f"Cannot write {path}: {error.strerror or error}") \
-                from error
+    try:
+        _write_atomically(files)
+    except OSError as error:
+        raise click.ClickException(f"Cannot write {error.filename or output}: "
+                                   f"{error.strerror or error}") from error
     click.echo(f"wrote {kind} to {output}"
                + (f" and its register map to {register_map}" if register_map else ""))
 
 
-def _write_atomically(path, text):
-    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _write_atomically(files):
+    """Write each ``path -> text`` of ``files`` to a temporary file next to it, then, once
+    all are written, rename them over their paths: an error leaves every path untouched.
+    (``hw`` may not import ``golden.atomic``, the one-file version of this.)"""
+    temporaries = {}
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporaries[path] = tempfile.mkstemp(dir=path.parent,
+                                                         prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+        for path, temporary in temporaries.items():
+            os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        for temporary in temporaries.values():
+            if os.path.exists(temporary):
+                os.unlink(temporary)
         raise

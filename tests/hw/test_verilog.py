@@ -137,3 +137,10 @@ def test_generate_writes_the_axi_accelerator_and_its_register_map(tmp_path):
     refused = CliRunner().invoke(main, ["generate", "pe", "-o", str(tmp_path / "pe.v"),
                                         "--register-map", str(tmp_path / "x.md")])
     assert refused.exit_code == 2 and not (tmp_path / "pe.v").exists()
+    # A register map that cannot be written leaves no Verilog behind either.
+    (tmp_path / "file").write_text("")
+    unwritable = CliRunner().invoke(main, ["generate", "accelerator-axi", "-o",
+                                           str(tmp_path / "new.v"), "--register-map",
+                                           str(tmp_path / "file" / "map.md")])
+    assert unwritable.exit_code == 2 and len(unwritable.output.strip().splitlines()) == 1
+    assert not (tmp_path / "new.v").exists()
